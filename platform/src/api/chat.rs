@@ -1,0 +1,173 @@
+//! `POST /api/v1/chat/message`: one chat turn through the `customer_support` workflow (or the one in
+//! `options.workflow`), as JSON or as an SSE stream of `message_start`, `message_chunk`... and
+//! `message_complete` (which carries the whole response).
+
+use super::dto::*;
+use super::error::{ApiError, Code};
+use super::extract::{Caller, StrictJson};
+use super::{run_error, run_request, validate};
+use crate::app::{App, AppState};
+use crate::bus::Event;
+use crate::llm::Turn;
+use crate::router::Features;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+
+const MAX_HISTORY: usize = 50;
+
+async fn publish(
+    app: &App,
+    caller: &Caller,
+    event_type: &str,
+    run_id: Option<uuid::Uuid>,
+    data: Value,
+) {
+    let ev = Event {
+        event_id: app.ids.uuid(),
+        event_type: event_type.into(),
+        tenant_id: caller.tenant.id.clone(),
+        run_id,
+        occurred_at: app.clock.now(),
+        data,
+    };
+    if let Err(err) = app.bus.publish(&ev).await {
+        tracing::error!(%err, event_type, "could not publish");
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/chat/message", request_body = ChatRequest,
+    responses((status = 200, body = ChatResponse, description = "The answer, or an SSE stream when options.stream is true"),
+              (status = 400, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn message(
+    State(app): State<AppState>,
+    caller: Caller,
+    StrictJson(req, _): StrictJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let max = app.cfg.limits.max_content_chars;
+    validate::content("message.content", &req.message.content, max)?;
+    let ctx = req.context.unwrap_or(ChatContext {
+        conversation_id: None,
+        previous_messages: None,
+    });
+    let prev = ctx.previous_messages.unwrap_or_default();
+    if prev.len() > MAX_HISTORY {
+        return Err(ApiError::field(
+            "context.previous_messages",
+            format!("at most {MAX_HISTORY} messages"),
+        ));
+    }
+    for (i, m) in prev.iter().enumerate() {
+        validate::content(
+            &format!("context.previous_messages[{i}].content"),
+            &m.content,
+            max,
+        )?;
+    }
+    let opts = req.options.unwrap_or_default();
+    let workflow = opts.workflow.unwrap_or_else(|| "customer_support".into());
+    if app
+        .engine
+        .catalog
+        .get(caller.tenant.id.as_str(), &workflow)
+        .is_none()
+    {
+        return Err(ApiError::new(
+            Code::WorkflowNotFound,
+            format!("workflow `{workflow}` not found"),
+        ));
+    }
+    let conversation_id = ctx.conversation_id.unwrap_or_else(|| app.ids.uuid());
+    let message_id = app.ids.uuid();
+    let history: Vec<Turn> = prev
+        .into_iter()
+        .map(|m| Turn {
+            role: m.role,
+            content: m.content,
+        })
+        .collect();
+    let decision = app.engine.router.decide(
+        caller.tenant.id.as_str(),
+        &message_id.to_string(),
+        &Features::of(&req.message.content, history.len(), false),
+        opts.tier_preference,
+    );
+    publish(&app, &caller, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
+    let mut rr = run_request(
+        &caller,
+        &workflow,
+        json!({"message": req.message.content, "conversation_id": conversation_id}),
+        Default::default(),
+    );
+    rr.history = history;
+    rr.tier_preference = opts.tier_preference;
+    let outcome = app.engine.run(&rr).await;
+    let run_id = outcome.run.run_id;
+    if outcome.failure.is_some() {
+        publish(
+            &app,
+            &caller,
+            "agent.run.failed",
+            Some(run_id),
+            json!({"message_id": message_id, "status": outcome.run.status}),
+        )
+        .await;
+        return Err(run_error(&outcome));
+    }
+    let out = &outcome.output;
+    let citations: Vec<Citation> =
+        serde_json::from_value(out["citations"].clone()).unwrap_or_default();
+    let response = ChatResponse {
+        response: ChatReply {
+            message_id,
+            conversation_id,
+            content: ReplyContent {
+                text: out["text"].as_str().unwrap_or("").to_string(),
+                citations,
+            },
+            metadata: ReplyMetadata {
+                tier_used: outcome.tier_used.unwrap_or(decision.tier),
+                confidence: out["confidence"].as_f64().unwrap_or(decision.confidence),
+                processing_time_ms: outcome.run.duration_ms,
+                tokens_used: outcome.run.tokens,
+                cost_usd: outcome.run.cost_usd,
+                intent: out["intent"].as_str().map(str::to_string),
+                routing: serde_json::to_value(&decision).unwrap_or(Value::Null),
+            },
+        },
+        workflow: WorkflowSummary {
+            run_id,
+            workflow_id: workflow,
+            status: outcome.run.status.clone(),
+            steps_executed: outcome.run.steps.iter().map(StepView::from).collect(),
+        },
+    };
+    publish(
+        &app,
+        &caller,
+        "agent.run.completed",
+        Some(run_id),
+        json!({"message_id": message_id, "tier": response.response.metadata.tier_used,
+        "tokens_used": outcome.run.tokens, "cost_usd": outcome.run.cost_usd}),
+    )
+    .await;
+    if !opts.stream.unwrap_or(false) {
+        return Ok(axum::Json(response).into_response());
+    }
+    let text = response.response.content.text.clone();
+    let mut events: Vec<Result<SseEvent, Infallible>> = vec![Ok(SseEvent::default()
+        .event("message_start")
+        .data(json!({"message_id": message_id, "conversation_id": conversation_id}).to_string()))];
+    for piece in text.split_inclusive(' ') {
+        events.push(Ok(SseEvent::default()
+            .event("message_chunk")
+            .data(json!({"text": piece}).to_string())));
+    }
+    events.push(Ok(SseEvent::default()
+        .event("message_complete")
+        .data(serde_json::to_string(&response).unwrap_or_default())));
+    Ok(Sse::new(futures::stream::iter(events)).into_response())
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the DTO types.
+
+use super::dto::*;
+use super::error::{Code, ErrorBody, ErrorEnvelope, FieldError};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "AI customer-support platform", version = "1.0.0",
+         description = "The reference platform's public API (API.md). Errors use one envelope: {error: {code, message, details, request_id}}."),
+    paths(
+        super::chat::message, super::workflows::execute, super::workflows::list, super::workflows::run,
+        super::orders::create, super::orders::get_order, super::orders::cancel, super::orders::products,
+        super::support::lead, super::support::ticket,
+        super::rag::create_document, super::rag::patch_document, super::rag::query,
+        super::admin::login, super::admin::usage, super::admin::analytics,
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody, FieldError, Code, ChatRequest, ChatResponse, ExecuteRequest, ExecuteResponse,
+        OrderRequest, LeadRequest, LeadResponse, TicketRequest, TicketResponse, DocumentCreate, DocumentPatch, DocumentView,
+        RagQuery, RagAnswer, LoginRequest, TokenResponse, UsageResponse, AnalyticsSummary, ProductList, WorkflowList)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;

@@ -1,0 +1,180 @@
+//! Knowledge-base documents (admins) and permission-filtered retrieval with a cited answer (anyone).
+
+use super::auth::require_role;
+use super::dto::*;
+use super::error::ApiError;
+use super::extract::{Caller, StrictJson};
+use super::{idempotency, validate};
+use crate::app::{App, AppState};
+use crate::bus::Event;
+use crate::domain::{Role, Tier};
+use crate::llm::{LlmRequest, Turn, TurnRole};
+use crate::router::cost_usd;
+use crate::store::model::Document;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use chrono::Duration;
+use serde_json::{json, Value};
+
+async fn publish(app: &App, caller: &Caller, event_type: &str, data: Value) {
+    let ev = Event {
+        event_id: app.ids.uuid(),
+        event_type: event_type.into(),
+        tenant_id: caller.tenant.id.clone(),
+        run_id: None,
+        occurred_at: app.clock.now(),
+        data,
+    };
+    if let Err(err) = app.bus.publish(&ev).await {
+        tracing::error!(%err, event_type, "could not publish");
+    }
+}
+
+fn view(d: &Document) -> DocumentView {
+    DocumentView {
+        document_id: d.document_id,
+        title: d.title.clone(),
+        level: d.level,
+        roles: d.roles.clone(),
+        expires_at: d.expires_at,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/rag/documents", request_body = DocumentCreate,
+    responses((status = 201, body = DocumentView), (status = 403, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create_document(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    StrictJson(req, raw): StrictJson<DocumentCreate>,
+) -> Result<Response, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "document ingestion").await?;
+    validate::text("title", &req.title, 200)?;
+    validate::text("content", &req.content, 100_000)?;
+    if let Some(t) = req.ttl_seconds {
+        validate::range("ttl_seconds", t.min(i64::MAX as u64) as i64, 1, 31_536_000)?;
+    }
+    let work = || async {
+        let d = Document {
+            tenant: caller.tenant.id.clone(),
+            document_id: app.ids.uuid(),
+            title: req.title.clone(),
+            content: req.content.clone(),
+            level: req.level,
+            roles: req.roles.clone().filter(|r| !r.is_empty()),
+            expires_at: req
+                .ttl_seconds
+                .map(|s| app.clock.now() + Duration::seconds(s as i64)),
+        };
+        app.store.put_document(&d).await?;
+        publish(
+            &app,
+            &caller,
+            "rag.document.ingested",
+            json!({"document_id": d.document_id, "level": d.level}),
+        )
+        .await;
+        Ok((
+            StatusCode::CREATED,
+            serde_json::to_value(view(&d)).map_err(ApiError::internal)?,
+        ))
+    };
+    idempotency::once(&app, &caller, &headers, "rag/documents", &raw, work).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/rag/documents/{document_id}", params(("document_id" = String, Path)), request_body = DocumentPatch,
+    responses((status = 200, body = DocumentView), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn patch_document(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(req, _): StrictJson<DocumentPatch>,
+) -> Result<Json<DocumentView>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "document changes").await?;
+    if req.level.is_none() && req.roles.is_none() {
+        return Err(ApiError::field("body", "give `level` or `roles`"));
+    }
+    let uuid =
+        uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found(format!("document {id}")))?;
+    let mut d = app
+        .store
+        .document(&caller.tenant.id, uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("document {id}")))?;
+    if let Some(l) = req.level {
+        d.level = l;
+    }
+    if let Some(r) = req.roles {
+        d.roles = Some(r).filter(|r| !r.is_empty());
+    }
+    app.store.put_document(&d).await?;
+    publish(
+        &app,
+        &caller,
+        "rag.document.changed",
+        json!({"document_id": d.document_id, "level": d.level, "roles": d.roles}),
+    )
+    .await;
+    Ok(Json(view(&d)))
+}
+
+#[utoipa::path(post, path = "/api/v1/rag/query", request_body = RagQuery,
+    responses((status = 200, body = RagAnswer), (status = 400, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn query(
+    State(app): State<AppState>,
+    caller: Caller,
+    StrictJson(req, _): StrictJson<RagQuery>,
+) -> Result<Json<RagAnswer>, ApiError> {
+    validate::content("question", &req.question, app.cfg.limits.max_content_chars)?;
+    let top_k = req.top_k.unwrap_or(5);
+    validate::range("top_k", i64::from(top_k), 1, 50)?;
+    let hits = crate::rag::search(
+        app.store.as_ref(),
+        &caller.tenant.id,
+        caller.role,
+        app.clock.now(),
+        &req.question,
+        top_k as usize,
+    )
+    .await?;
+    let answer = if hits.is_empty() {
+        "I could not find anything in the knowledge base about that.".to_string()
+    } else {
+        let context = hits
+            .iter()
+            .map(|h| format!("[{}] {}", h.title, h.snippet))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let llm_req = LlmRequest {
+            tier: Tier::SlmA,
+            system: format!("TASK: answer_from_context\n{}\nAnswer only from this context.\nCONTEXT:\n{context}", caller.tenant.system_prompt),
+            turns: vec![Turn { role: TurnRole::User, content: req.question.clone() }],
+            max_tokens: 512,
+            json: false,
+        };
+        let resp =
+            app.engine.llm.complete(&llm_req).await.map_err(|e| {
+                ApiError::new(super::error::Code::ServiceUnavailable, e.to_string())
+            })?;
+        let tokens = resp.usage.total();
+        publish(&app, &caller, "usage.metered", json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;
+        resp.text
+    };
+    Ok(Json(RagAnswer {
+        answer,
+        sources: hits
+            .into_iter()
+            .map(|h| Source {
+                document_id: h.document_id,
+                title: h.title,
+                level: h.level,
+                score: h.score,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,114 @@
+//! Workflow execution, the workflow list, and run traces.
+
+use super::auth::require_role;
+use super::dto::*;
+use super::error::ApiError;
+use super::extract::{Caller, StrictJson};
+use super::{idempotency, run_error, run_request};
+use crate::app::AppState;
+use crate::domain::Role;
+use crate::orchestrator::RunFailure;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+
+#[utoipa::path(post, path = "/api/v1/workflows/execute", request_body = ExecuteRequest,
+    responses((status = 200, body = ExecuteResponse, description = "The execution: completed, compensated or compensation_failed"),
+              (status = 404, body = super::error::ErrorEnvelope), (status = 500, body = super::error::ErrorEnvelope),
+              (status = 504, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn execute(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    StrictJson(req, raw): StrictJson<ExecuteRequest>,
+) -> Result<Response, ApiError> {
+    require_role(
+        &app,
+        &caller,
+        &[Role::User, Role::Admin],
+        "workflow execution",
+    )
+    .await?;
+    let work = || async {
+        let mut rr = run_request(
+            &caller,
+            &req.workflow_id,
+            Value::Object(req.parameters.clone().unwrap_or_default()),
+            Default::default(),
+        );
+        rr.compensation_enabled = req
+            .options
+            .as_ref()
+            .and_then(|o| o.compensation_enabled)
+            .unwrap_or(true);
+        let o = app.engine.run(&rr).await;
+        if matches!(
+            o.failure,
+            Some(RunFailure::NotFound(_)) | Some(RunFailure::Timeout)
+        ) || o.run.status == "failed"
+        {
+            return Err(run_error(&o));
+        }
+        let body = ExecuteResponse {
+            execution: Execution {
+                run_id: o.run.run_id,
+                workflow_id: o.run.workflow_id.clone(),
+                status: o.run.status.clone(),
+                started_at: o.run.started_at,
+            },
+            steps: o.run.steps.iter().map(StepView::from).collect(),
+            compensation_actions: o.run.compensation.iter().map(StepView::from).collect(),
+            output: o.output.clone(),
+            error: o.failure.as_ref().map(|f| f.to_string()),
+        };
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(body).map_err(ApiError::internal)?,
+        ))
+    };
+    idempotency::once(&app, &caller, &headers, "workflows/execute", &raw, work).await
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = WorkflowList)), security(("bearer" = []), ("api_key" = [])))]
+pub async fn list(State(app): State<AppState>, caller: Caller) -> Json<WorkflowList> {
+    Json(WorkflowList {
+        workflows: app
+            .engine
+            .catalog
+            .list(caller.tenant.id.as_str())
+            .iter()
+            .map(|w| WorkflowInfo {
+                workflow_id: w.id.clone(),
+                version: w.version.clone(),
+                description: w.description.trim().to_string(),
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}", params(("run_id" = String, Path, description = "The run's UUID")),
+    responses((status = 200, description = "The run: status, ordered steps, compensation, events, errors"),
+              (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn run(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(run_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id =
+        uuid::Uuid::parse_str(&run_id).map_err(|_| ApiError::not_found(format!("run {run_id}")))?;
+    let r = app
+        .store
+        .run(&caller.tenant.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {run_id}")))?;
+    Ok(Json(json!({
+        "run_id": r.run_id, "workflow_id": r.workflow_id, "status": r.status,
+        "started_at": r.started_at, "finished_at": r.finished_at, "duration_ms": r.duration_ms,
+        "tokens": r.tokens, "cost_usd": r.cost_usd,
+        "steps": r.steps, "compensation": r.compensation, "events": r.events, "errors": r.errors, "output": r.output,
+    })))
+}

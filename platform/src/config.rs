@@ -1,0 +1,235 @@
+//! Every tunable of the platform: addresses, secrets, limits, plan quotas, durations. Defaults are the
+//! embedded configuration; a YAML file (`--config FILE`) and `PLATFORM_*` variables override them.
+//! Durations are configuration (DESIGN.md, "Durations"), so specs can use short values.
+
+use crate::domain::Plan;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The whole configuration. Each field documents its default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listen address for `platform serve` (`PLATFORM_ADDR`), default 127.0.0.1:8080.
+    pub addr: String,
+    /// HS256 signing key for JWTs (`PLATFORM_JWT_SECRET`). The default is for local use only.
+    pub jwt_secret: String,
+    /// Default lifetime of issued tokens, in seconds.
+    pub token_ttl_secs: i64,
+    /// The seed behind ids, the scripted model's sampling, canary draws and jitter (`PLATFORM_SEED`).
+    pub seed: u64,
+    /// Subject prefix of every event (`<prefix>.workflow.completed`).
+    pub event_prefix: String,
+    /// Directory of workflow YAML that replaces the shipped set (`PLATFORM_WORKFLOWS_DIR`).
+    pub workflows_dir: Option<String>,
+    /// Input limits of the gateway.
+    pub limits: Limits,
+    /// Rate limit and quotas per plan.
+    pub plans: BTreeMap<Plan, PlanLimits>,
+    /// Share (0..=1) of a tenant's routing decisions that use the canary router policy.
+    pub canary_share: BTreeMap<String, f64>,
+    /// Payments above this amount (in cents) go to manual review instead of being authorized.
+    pub manual_review_above_cents: i64,
+    /// Card tokens that the embedded payment adapter declines.
+    pub declined_card_tokens: Vec<String>,
+    /// Retry backoff of tool calls and compensations: base and cap in milliseconds.
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    /// How long idempotency records are kept, and how long a duplicate waits for the first request.
+    pub idempotency_ttl_secs: i64,
+    pub idempotency_wait_ms: u64,
+    /// Default per-run budgets, overridable per workflow.
+    pub run_budget: RunBudget,
+}
+
+/// Strict boundaries of the gateway (DESIGN.md, "Limits").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_content_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_content_chars: 10_000,
+            max_body_bytes: 256 * 1024,
+            max_json_depth: 32,
+        }
+    }
+}
+
+/// What one plan allows: a token bucket per tenant and monthly quotas.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimits {
+    /// Bucket refill rate, requests per window.
+    pub requests_per_window: u32,
+    /// Bucket window, in seconds (the bucket refills fully in one window).
+    pub window_secs: u32,
+    /// Monthly request and token quotas (`TENANT_QUOTA_EXCEEDED` past them).
+    pub monthly_requests: u64,
+    pub monthly_tokens: u64,
+}
+
+/// Per-run limits; exceeding one ends the run (`TIMEOUT` for wall time).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunBudget {
+    pub max_steps: u32,
+    pub max_tokens: u64,
+    pub max_cost_usd: f64,
+    pub timeout_ms: u64,
+}
+
+impl Default for RunBudget {
+    fn default() -> Self {
+        Self {
+            max_steps: 40,
+            max_tokens: 10_000,
+            max_cost_usd: 0.10,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut plans = BTreeMap::new();
+        plans.insert(
+            Plan::Free,
+            PlanLimits {
+                requests_per_window: 10,
+                window_secs: 60,
+                monthly_requests: 1_000,
+                monthly_tokens: 100_000,
+            },
+        );
+        plans.insert(
+            Plan::Pro,
+            PlanLimits {
+                requests_per_window: 100,
+                window_secs: 60,
+                monthly_requests: 100_000,
+                monthly_tokens: 10_000_000,
+            },
+        );
+        plans.insert(
+            Plan::Enterprise,
+            PlanLimits {
+                requests_per_window: 1_000,
+                window_secs: 60,
+                monthly_requests: 10_000_000,
+                monthly_tokens: 1_000_000_000,
+            },
+        );
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            jwt_secret: "dev-only-secret-change-me".into(),
+            token_ttl_secs: 3600,
+            seed: 42,
+            event_prefix: "aiaas".into(),
+            workflows_dir: None,
+            limits: Limits::default(),
+            plans,
+            canary_share: BTreeMap::new(),
+            manual_review_above_cents: 100_000,
+            declined_card_tokens: vec!["tok_declined".into()],
+            retry_base_ms: 100,
+            retry_cap_ms: 2_000,
+            idempotency_ttl_secs: 3600,
+            idempotency_wait_ms: 5_000,
+            run_budget: RunBudget::default(),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: String,
+        source: serde_norway::Error,
+    },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `PLATFORM_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(p) => {
+                let path = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                serde_norway::from_str(&text)
+                    .map_err(|source| ConfigError::Parse { path, source })?
+            }
+            None => Config::default(),
+        };
+        if let Ok(v) = std::env::var("PLATFORM_ADDR") {
+            cfg.addr = v;
+        }
+        if let Ok(v) = std::env::var("PLATFORM_JWT_SECRET") {
+            cfg.jwt_secret = v;
+        }
+        if let Ok(v) = std::env::var("PLATFORM_WORKFLOWS_DIR") {
+            cfg.workflows_dir = Some(v);
+        }
+        if let Ok(v) = std::env::var("PLATFORM_SEED") {
+            cfg.seed = v.parse().map_err(|_| ConfigError::Env {
+                name: "PLATFORM_SEED".into(),
+                message: format!("`{v}` is not an unsigned integer"),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// The limits of `plan`, falling back to the free plan's when a file left it out.
+    pub fn plan(&self, plan: Plan) -> PlanLimits {
+        self.plans
+            .get(&plan)
+            .or_else(|| self.plans.get(&Plan::Free))
+            .cloned()
+            .unwrap_or(PlanLimits {
+                requests_per_window: 10,
+                window_secs: 60,
+                monthly_requests: 1_000,
+                monthly_tokens: 100_000,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("platform-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "seed: 9\nlimits: {max_content_chars: 50}\n").unwrap();
+        let cfg = Config::load(Some(&good)).unwrap();
+        assert_eq!(cfg.seed, 9);
+        assert_eq!(cfg.limits.max_content_chars, 50);
+        assert_eq!(cfg.limits.max_json_depth, 32);
+
+        let bad = dir.join("bad.yaml");
+        std::fs::write(&bad, "sed: 9\n").unwrap();
+        let err = Config::load(Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("unknown field `sed`"), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! The embedded Kv: maps behind a lock, expiry checked against the caller's clock.
+
+use super::{Kv, KvError, TokenDecision};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Inner {
+    values: HashMap<String, (String, DateTime<Utc>)>,
+    buckets: HashMap<String, (f64, DateTime<Utc>)>,
+}
+
+/// In-memory Kv.
+#[derive(Default)]
+pub struct MemoryKv(Mutex<Inner>);
+
+#[async_trait::async_trait]
+impl Kv for MemoryKv {
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<TokenDecision, KvError> {
+        let cap = f64::from(capacity.max(1));
+        let rate = cap / (window.num_milliseconds().max(1) as f64 / 1000.0);
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = g.buckets.entry(key.to_string()).or_insert((cap, now));
+        let elapsed = (now - *last).num_milliseconds().max(0) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * rate).min(cap);
+        *last = now;
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        let retry_after_secs = if allowed {
+            0
+        } else {
+            ((1.0 - *tokens) / rate).ceil().max(1.0) as u64
+        };
+        Ok(TokenDecision {
+            allowed,
+            limit: capacity,
+            remaining: tokens.floor() as u32,
+            reset_secs: ((cap - *tokens) / rate).ceil() as u64,
+            retry_after_secs,
+        })
+    }
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, KvError> {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(g.values
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v.clone()))
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, KvError> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if g.values.get(key).is_some_and(|(_, exp)| *exp > now) {
+            return Ok(false);
+        }
+        g.values
+            .insert(key.to_string(), (value.to_string(), now + ttl));
+        Ok(true)
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), KvError> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.values
+            .insert(key.to_string(), (value.to_string(), now + ttl));
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values
+            .remove(key);
+        Ok(())
+    }
+    async fn ping(&self) -> Result<(), KvError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn bucket_empties_then_refills_over_its_window() {
+        let kv = MemoryKv::default();
+        let t0 = Utc.timestamp_opt(0, 0).single().unwrap();
+        let w = Duration::seconds(60);
+        for left in (0..3).rev() {
+            let d = kv.take_token("t", 3, w, t0).await.unwrap();
+            assert!(d.allowed);
+            assert_eq!(d.remaining, left);
+        }
+        let d = kv.take_token("t", 3, w, t0).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_secs, 20);
+        assert!(
+            kv.take_token("t", 3, w, t0 + Duration::seconds(20))
+                .await
+                .unwrap()
+                .allowed
+        );
+        // Another key has its own bucket.
+        assert!(kv.take_token("u", 3, w, t0).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn values_expire_and_put_if_absent_is_exclusive() {
+        let kv = MemoryKv::default();
+        let t0 = Utc.timestamp_opt(0, 0).single().unwrap();
+        assert!(kv
+            .put_if_absent("k", "a", Duration::seconds(5), t0)
+            .await
+            .unwrap());
+        assert!(!kv
+            .put_if_absent("k", "b", Duration::seconds(5), t0)
+            .await
+            .unwrap());
+        assert_eq!(kv.get("k", t0).await.unwrap().as_deref(), Some("a"));
+        let later = t0 + Duration::seconds(6);
+        assert_eq!(kv.get("k", later).await.unwrap(), None);
+        assert!(kv
+            .put_if_absent("k", "c", Duration::seconds(5), later)
+            .await
+            .unwrap());
+    }
+}

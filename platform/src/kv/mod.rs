@@ -1,0 +1,58 @@
+//! The `Kv` port: small, fast, expiring state shared by every gateway instance: rate-limit buckets
+//! and idempotency records. The embedded backend is [`memory::MemoryKv`]; Redis implements the same
+//! trait (a Lua token bucket, `SET NX PX`).
+
+pub mod memory;
+
+use chrono::{DateTime, Duration, Utc};
+
+/// Why a Kv operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("kv unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The outcome of taking one token from a bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenDecision {
+    pub allowed: bool,
+    pub limit: u32,
+    /// Whole tokens left after this request.
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+    /// Seconds until one token is available (0 when allowed).
+    pub retry_after_secs: u64,
+}
+
+/// Keyed state with expiry and an atomic token bucket.
+#[async_trait::async_trait]
+pub trait Kv: Send + Sync + 'static {
+    /// Takes one token from the bucket `key` of `capacity` tokens that refills fully every `window`.
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<TokenDecision, KvError>;
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, KvError>;
+    /// Sets `key` only if it is absent (or expired); true when this call set it.
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, KvError>;
+    async fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), KvError>;
+    async fn delete(&self, key: &str) -> Result<(), KvError>;
+    async fn ping(&self) -> Result<(), KvError>;
+}

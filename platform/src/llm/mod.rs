@@ -1,0 +1,76 @@
+//! The `Llm` port: generation behind one trait. The embedded provider is the deterministic
+//! [`scripted::ScriptedLlm`]; an OpenAI-compatible client and a cassette wrapper implement the same
+//! trait in later issues.
+
+pub mod scripted;
+
+use crate::domain::Tier;
+use serde::{Deserialize, Serialize};
+
+/// Who said a turn. Clients can send user and assistant turns only; the system prompt is ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnRole {
+    User,
+    Assistant,
+}
+
+/// One turn of conversation history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: TurnRole,
+    pub content: String,
+}
+
+/// A generation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    pub tier: Tier,
+    pub system: String,
+    pub turns: Vec<Turn>,
+    pub max_tokens: u32,
+    /// The caller needs strict JSON back.
+    pub json: bool,
+}
+
+/// Token usage of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl TokenUsage {
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// A generation result. `chunks` are the streamed pieces; their concatenation is `text`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    pub model: String,
+    pub text: String,
+    pub chunks: Vec<String>,
+    pub usage: TokenUsage,
+}
+
+/// Why a model call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("model unavailable: {0}")]
+    Unavailable(String),
+    #[error("model call timed out")]
+    Timeout,
+}
+
+/// A text-generation provider.
+#[async_trait::async_trait]
+pub trait Llm: Send + Sync + 'static {
+    async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, LlmError>;
+}
+
+/// The usual estimate of 4 characters a token, rounded up; used where a provider reports no usage.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}

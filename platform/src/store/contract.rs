@@ -1,0 +1,175 @@
+//! The contract every `Store` backend must pass: one body per property, run for each backend (the
+//! memory backend here; the Postgres backend adds its own `#[tokio::test]` wrappers).
+
+use super::model::*;
+use super::{Store, StoreError};
+use crate::domain::{Level, Role, TenantId};
+use chrono::{Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+fn tenant(s: &str) -> TenantId {
+    TenantId::parse(s).expect("fixture tenant")
+}
+
+fn order(t: &str, id: &str) -> Order {
+    Order {
+        tenant: tenant(t),
+        order_id: id.into(),
+        user_id: "bob".into(),
+        status: "processing".into(),
+        items: vec![],
+        total_cents: 100,
+        payment_id: None,
+        payment_status: "authorized".into(),
+        tracking_number: None,
+        shipping_address: None,
+        refund_cents: None,
+        created_at: Utc.timestamp_opt(0, 0).single().unwrap_or_default(),
+    }
+}
+
+/// An order written for one tenant cannot be read as another's.
+pub async fn orders_stay_in_their_tenant(store: &dyn Store) {
+    store.put_order(&order("acme", "ORD-1")).await.unwrap();
+    assert!(store
+        .order(&tenant("acme"), "ORD-1")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .order(&tenant("globex"), "ORD-1")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Stock never goes negative, and a refused adjustment changes nothing.
+pub async fn stock_never_goes_negative(store: &dyn Store) {
+    let p = Product {
+        tenant: tenant("acme"),
+        sku: "SKU-1".into(),
+        name: "one".into(),
+        price_cents: 100,
+        stock: 2,
+    };
+    store.put_product(&p).await.unwrap();
+    assert_eq!(store.adjust_stock(&p.tenant, "SKU-1", -2).await.unwrap(), 0);
+    let err = store
+        .adjust_stock(&p.tenant, "SKU-1", -1)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::InsufficientStock { available: 0, .. }
+    ));
+    assert_eq!(
+        store
+            .product(&p.tenant, "SKU-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .stock,
+        0
+    );
+    assert!(matches!(
+        store.adjust_stock(&tenant("globex"), "SKU-1", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// The permission filter of `visible_documents`: levels per role, role lists, expiry, tenant.
+pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
+    let now = Utc.timestamp_opt(1_000_000, 0).single().unwrap_or_default();
+    let levels = [
+        Level::Public,
+        Level::Internal,
+        Level::Confidential,
+        Level::Restricted,
+    ];
+    for (n, level) in levels.into_iter().enumerate() {
+        store
+            .put_document(&Document {
+                tenant: tenant("acme"),
+                document_id: Uuid::from_u128(n as u128 + 1),
+                title: format!("doc {n}"),
+                content: "text".into(),
+                level,
+                roles: None,
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    let admin_only_public = Document {
+        tenant: tenant("acme"),
+        document_id: Uuid::from_u128(10),
+        title: "admins".into(),
+        content: "text".into(),
+        level: Level::Public,
+        roles: Some(vec![Role::Admin]),
+        expires_at: None,
+    };
+    store.put_document(&admin_only_public).await.unwrap();
+    let expired = Document {
+        document_id: Uuid::from_u128(11),
+        roles: None,
+        expires_at: Some(now - Duration::seconds(1)),
+        ..admin_only_public.clone()
+    };
+    store.put_document(&expired).await.unwrap();
+    let count = |role| async move {
+        store
+            .visible_documents(&tenant("acme"), role, now)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(Role::Admin).await, 5);
+    assert_eq!(count(Role::User).await, 2);
+    assert_eq!(count(Role::Guest).await, 1);
+    assert!(store
+        .visible_documents(&tenant("globex"), Role::Admin, now)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Usage counters add up per tenant.
+pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
+    let d = Usage {
+        requests: 1,
+        tokens: 10,
+        tool_calls: 2,
+        cost_usd: 0.5,
+    };
+    store.add_usage(&tenant("acme"), &d).await.unwrap();
+    store.add_usage(&tenant("acme"), &d).await.unwrap();
+    let u = store.usage(&tenant("acme")).await.unwrap();
+    assert_eq!((u.requests, u.tokens, u.tool_calls), (2, 20, 4));
+    assert_eq!(
+        store.usage(&tenant("globex")).await.unwrap(),
+        Usage::default()
+    );
+}
+
+#[cfg(test)]
+mod memory_backend {
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn orders_stay_in_their_tenant() {
+        super::orders_stay_in_their_tenant(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn stock_never_goes_negative() {
+        super::stock_never_goes_negative(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn documents_are_filtered_in_the_query() {
+        super::documents_are_filtered_in_the_query(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn usage_adds_up_per_tenant() {
+        super::usage_adds_up_per_tenant(&MemoryStore::default()).await;
+    }
+}

@@ -1,0 +1,239 @@
+//! The embedded `Store`: maps keyed by tenant first, behind one lock. It is the default backend and
+//! the reference behaviour the Postgres backend must match.
+
+use super::model::*;
+use super::{Store, StoreError};
+use crate::domain::{Role, TenantId};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+/// Rows of one kind, keyed by tenant then by id, so every read names its tenant.
+type Rows<T> = HashMap<TenantId, BTreeMap<String, T>>;
+
+#[derive(Default)]
+struct Inner {
+    tenants: HashMap<TenantId, Tenant>,
+    users: Rows<User>,
+    api_keys: HashMap<String, ApiKey>,
+    products: Rows<Product>,
+    sequences: HashMap<String, u64>,
+    orders: Rows<Order>,
+    payments: Rows<Payment>,
+    leads: Rows<Lead>,
+    tickets: Rows<Ticket>,
+    outbox: Rows<OutboxMessage>,
+    documents: Rows<Document>,
+    runs: Rows<Run>,
+    audit: HashMap<TenantId, Vec<AuditEntry>>,
+    usage: HashMap<TenantId, Usage>,
+    summaries: HashMap<TenantId, Vec<RunSummary>>,
+}
+
+/// In-memory store; cheap to create, one per test server.
+#[derive(Default)]
+pub struct MemoryStore(Mutex<Inner>);
+
+impl MemoryStore {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+}
+
+fn get<T: Clone>(rows: &Rows<T>, t: &TenantId, id: &str) -> Option<T> {
+    rows.get(t).and_then(|m| m.get(id)).cloned()
+}
+
+fn put<T>(rows: &mut Rows<T>, t: &TenantId, id: String, v: T) {
+    rows.entry(t.clone()).or_default().insert(id, v);
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        self.with(|i| i.tenants.insert(t.id.clone(), t.clone()));
+        Ok(())
+    }
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        Ok(self.with(|i| i.tenants.get(id).cloned()))
+    }
+    async fn put_user(&self, u: &User) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.users, &u.tenant, u.email.to_lowercase(), u.clone()));
+        Ok(())
+    }
+    async fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|i| get(&i.users, t, &email.to_lowercase())))
+    }
+    async fn put_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
+        self.with(|i| i.api_keys.insert(k.key_hash.clone(), k.clone()));
+        Ok(())
+    }
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|i| i.api_keys.get(hash).cloned()))
+    }
+    async fn put_product(&self, p: &Product) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.products, &p.tenant, p.sku.clone(), p.clone()));
+        Ok(())
+    }
+    async fn product(&self, t: &TenantId, sku: &str) -> Result<Option<Product>, StoreError> {
+        Ok(self.with(|i| get(&i.products, t, sku)))
+    }
+    async fn products(&self, t: &TenantId) -> Result<Vec<Product>, StoreError> {
+        Ok(self.with(|i| {
+            i.products
+                .get(t)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
+        }))
+    }
+    async fn adjust_stock(&self, t: &TenantId, sku: &str, delta: i64) -> Result<i64, StoreError> {
+        self.with(|i| {
+            let p = i
+                .products
+                .get_mut(t)
+                .and_then(|m| m.get_mut(sku))
+                .ok_or_else(|| StoreError::NotFound(format!("product {sku}")))?;
+            if p.stock + delta < 0 {
+                return Err(StoreError::InsufficientStock {
+                    sku: sku.to_string(),
+                    available: p.stock,
+                    requested: -delta,
+                });
+            }
+            p.stock += delta;
+            Ok(p.stock)
+        })
+    }
+    async fn next_sequence(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self.with(|i| {
+            let n = i.sequences.entry(name.to_string()).or_insert(3000);
+            *n += 1;
+            *n
+        }))
+    }
+    async fn put_order(&self, o: &Order) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.orders, &o.tenant, o.order_id.clone(), o.clone()));
+        Ok(())
+    }
+    async fn order(&self, t: &TenantId, id: &str) -> Result<Option<Order>, StoreError> {
+        Ok(self.with(|i| get(&i.orders, t, id)))
+    }
+    async fn put_payment(&self, p: &Payment) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.payments, &p.tenant, p.payment_id.clone(), p.clone()));
+        Ok(())
+    }
+    async fn payment(&self, t: &TenantId, id: &str) -> Result<Option<Payment>, StoreError> {
+        Ok(self.with(|i| get(&i.payments, t, id)))
+    }
+    async fn put_lead(&self, l: &Lead) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.leads, &l.tenant, l.lead_id.clone(), l.clone()));
+        Ok(())
+    }
+    async fn lead(&self, t: &TenantId, id: &str) -> Result<Option<Lead>, StoreError> {
+        Ok(self.with(|i| get(&i.leads, t, id)))
+    }
+    async fn leads_by_email(&self, t: &TenantId, email: &str) -> Result<Vec<Lead>, StoreError> {
+        let email = email.to_lowercase();
+        Ok(self.with(|i| {
+            i.leads
+                .get(t)
+                .map(|m| {
+                    m.values()
+                        .filter(|l| l.email.to_lowercase() == email && l.status != "reverted")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+    async fn put_ticket(&self, k: &Ticket) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.tickets, &k.tenant, k.ticket_id.clone(), k.clone()));
+        Ok(())
+    }
+    async fn ticket(&self, t: &TenantId, id: &str) -> Result<Option<Ticket>, StoreError> {
+        Ok(self.with(|i| get(&i.tickets, t, id)))
+    }
+    async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.outbox, &m.tenant, m.message_id.clone(), m.clone()));
+        Ok(())
+    }
+    async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(self.with(|i| {
+            i.outbox
+                .get(t)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
+        }))
+    }
+    async fn put_document(&self, d: &Document) -> Result<(), StoreError> {
+        self.with(|i| {
+            put(
+                &mut i.documents,
+                &d.tenant,
+                d.document_id.to_string(),
+                d.clone(),
+            )
+        });
+        Ok(())
+    }
+    async fn document(&self, t: &TenantId, id: Uuid) -> Result<Option<Document>, StoreError> {
+        Ok(self.with(|i| get(&i.documents, t, &id.to_string())))
+    }
+    async fn visible_documents(
+        &self,
+        t: &TenantId,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Document>, StoreError> {
+        Ok(self.with(|i| {
+            i.documents
+                .get(t)
+                .map(|m| {
+                    m.values()
+                        .filter(|d| d.visible_to(role, now))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        }))
+    }
+    async fn put_run(&self, r: &Run) -> Result<(), StoreError> {
+        self.with(|i| put(&mut i.runs, &r.tenant, r.run_id.to_string(), r.clone()));
+        Ok(())
+    }
+    async fn run(&self, t: &TenantId, id: Uuid) -> Result<Option<Run>, StoreError> {
+        Ok(self.with(|i| get(&i.runs, t, &id.to_string())))
+    }
+    async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError> {
+        self.with(|i| i.audit.entry(a.tenant.clone()).or_default().push(a.clone()));
+        Ok(())
+    }
+    async fn audit(&self, t: &TenantId) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self.with(|i| i.audit.get(t).cloned().unwrap_or_default()))
+    }
+    async fn add_usage(&self, t: &TenantId, d: &Usage) -> Result<(), StoreError> {
+        self.with(|i| {
+            let u = i.usage.entry(t.clone()).or_default();
+            u.requests += d.requests;
+            u.tokens += d.tokens;
+            u.tool_calls += d.tool_calls;
+            u.cost_usd += d.cost_usd;
+        });
+        Ok(())
+    }
+    async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError> {
+        Ok(self.with(|i| i.usage.get(t).cloned().unwrap_or_default()))
+    }
+    async fn add_run_summary(&self, t: &TenantId, s: &RunSummary) -> Result<(), StoreError> {
+        self.with(|i| i.summaries.entry(t.clone()).or_default().push(s.clone()));
+        Ok(())
+    }
+    async fn run_summaries(&self, t: &TenantId) -> Result<Vec<RunSummary>, StoreError> {
+        Ok(self.with(|i| i.summaries.get(t).cloned().unwrap_or_default()))
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! The records the platform persists. Every record belongs to exactly one tenant; the `Store` keys each
+//! one by its tenant so that no query can reach another tenant's rows.
+
+use crate::domain::{Level, Plan, Role, TenantId, Tier};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A customer organisation using the platform.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub plan: Plan,
+    /// The tenant's assistant instructions. They carry a canary secret that must never leave the
+    /// platform (the guard issue enforces that; the scripted model is naive on purpose).
+    pub system_prompt: String,
+    /// Workflows this tenant's overlay disabled.
+    pub disabled_workflows: Vec<String>,
+}
+
+/// A person who logs in with email and password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub tenant: TenantId,
+    pub user_id: String,
+    pub email: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// A machine credential. Only the sha256 of the key is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub key_hash: String,
+    pub tenant: TenantId,
+    pub label: String,
+    pub role: Role,
+}
+
+/// A product the tenant sells, with its stock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Product {
+    pub tenant: TenantId,
+    pub sku: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// A customer order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    pub tenant: TenantId,
+    pub order_id: String,
+    pub user_id: String,
+    /// processing, pending_review, shipped, delivered, cancelled
+    pub status: String,
+    pub items: Vec<OrderItem>,
+    pub total_cents: i64,
+    pub payment_id: Option<String>,
+    /// authorized, captured, manual_review, voided, refunded
+    pub payment_status: String,
+    pub tracking_number: Option<String>,
+    pub shipping_address: Option<String>,
+    pub refund_cents: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A payment as the payment provider sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payment {
+    pub tenant: TenantId,
+    pub payment_id: String,
+    pub amount_cents: i64,
+    pub method: String,
+    /// authorized, captured, manual_review, voided, refunded
+    pub status: String,
+}
+
+/// A sales lead in the CRM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lead {
+    pub tenant: TenantId,
+    pub lead_id: String,
+    pub name: String,
+    pub email: String,
+    pub company: Option<String>,
+    pub phone: Option<String>,
+    pub interest: Option<String>,
+    pub source: Option<String>,
+    pub grade: String,
+    pub score: u32,
+    /// new, duplicate, reverted
+    pub status: String,
+    pub duplicate_of: Option<String>,
+}
+
+/// An escalation to a human.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    pub tenant: TenantId,
+    pub ticket_id: String,
+    pub subject: String,
+    pub description: String,
+    pub priority: String,
+    pub status: String,
+    pub assigned_queue: String,
+}
+
+/// A message in an outbox (email to a customer, notification to sales).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub tenant: TenantId,
+    pub message_id: String,
+    /// email or notification
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// sent or cancelled
+    pub status: String,
+}
+
+/// A knowledge-base document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Document {
+    pub tenant: TenantId,
+    pub document_id: Uuid,
+    pub title: String,
+    pub content: String,
+    pub level: Level,
+    /// When set, only these roles may read it (in addition to the level bound).
+    pub roles: Option<Vec<Role>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Document {
+    /// The permission rule of DESIGN.md: level within the role's bound, role list (if any) names the
+    /// role, and not expired.
+    pub fn visible_to(&self, role: Role, now: DateTime<Utc>) -> bool {
+        self.level <= role.max_level()
+            && self.roles.as_ref().is_none_or(|r| r.contains(&role))
+            && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// One executed step of a run, in order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRecord {
+    pub step_id: String,
+    /// start, agent, tool, condition, sub_workflow, end, compensation
+    pub step_type: String,
+    /// completed, failed, skipped
+    pub status: String,
+    pub duration_ms: u64,
+    pub tool: Option<String>,
+    pub tier: Option<Tier>,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub input_summary: Option<String>,
+    pub output_summary: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A workflow run: the durable record of what the orchestrator did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub tenant: TenantId,
+    pub run_id: Uuid,
+    pub workflow_id: String,
+    /// running, completed, failed, compensated, compensation_failed
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub steps: Vec<StepRecord>,
+    pub compensation: Vec<StepRecord>,
+    pub events: Vec<String>,
+    pub errors: Vec<String>,
+    pub output: Value,
+}
+
+/// An audit row: who tried what, and whether it was allowed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub tenant: TenantId,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    /// allowed or denied
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// Usage counters of one tenant, built from `usage.metered` events.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    pub requests: u64,
+    pub tokens: u64,
+    pub tool_calls: u64,
+    pub cost_usd: f64,
+}
+
+/// The analytics read model's row for one finished run, built from `workflow.*` events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: Uuid,
+    pub workflow_id: String,
+    pub tier: Option<Tier>,
+    pub status: String,
+    pub duration_ms: u64,
+    pub cost_usd: f64,
+}

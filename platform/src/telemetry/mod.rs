@@ -1,0 +1,136 @@
+//! Metrics and logs. Metrics are Prometheus counters and histograms served at `/metrics`; logs are
+//! JSON lines from `tracing` (span fields and redaction grow in the observability issue).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkflowLabels {
+    pub workflow: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    pub tool: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabels {
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    pub plan: String,
+    pub kind: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(
+        [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]
+        .into_iter(),
+    )
+}
+
+/// The platform's metrics, registered once per process (one per test server).
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub workflow_runs: Family<WorkflowLabels, Counter>,
+    pub tool_calls: Family<ToolLabels, Counter>,
+    pub router_tier_usage: Family<TierLabels, Counter>,
+    pub rate_limited: Family<PlanLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let workflow_runs = Family::<WorkflowLabels, Counter>::default();
+        let tool_calls = Family::<ToolLabels, Counter>::default();
+        let router_tier_usage = Family::<TierLabels, Counter>::default();
+        let rate_limited = Family::<PlanLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_duration.clone(),
+        );
+        registry.register(
+            "workflow_runs",
+            "Finished workflow runs by status",
+            workflow_runs.clone(),
+        );
+        registry.register("tool_calls", "Tool calls by outcome", tool_calls.clone());
+        registry.register(
+            "router_tier_usage",
+            "Model calls by tier",
+            router_tier_usage.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by rate limit or quota, by plan",
+            rate_limited.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            workflow_runs,
+            tool_calls,
+            router_tier_usage,
+            rate_limited,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}
+
+/// Installs JSON logging to stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+}
