@@ -151,6 +151,10 @@ pub fn run_error(o: &RunOutcome) -> ApiError {
             tool_error: Some(ToolError::InvalidParams(m)),
             ..
         }) => ApiError::field("parameters", m.clone()),
+        Some(RunFailure::Step {
+            tool_error: Some(e @ ToolError::NotAllowed(_)),
+            ..
+        }) => ApiError::new(Code::ToolNotAllowed, e.to_string()).with_detail("run_id", run_id),
         Some(f) => ApiError::new(
             Code::WorkflowExecutionFailed,
             format!("run {run_id} ended {}: {f}", o.run.status),

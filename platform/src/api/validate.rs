@@ -69,6 +69,63 @@ pub fn range(field: &str, v: i64, min: i64, max: i64) -> Result<(), ApiError> {
     }
 }
 
+/// Whether a run of 13 to 19 digits (spaces and dashes allowed between them) passes the Luhn check.
+fn has_card_number(text: &str) -> bool {
+    let mut digits: Vec<u32> = Vec::new();
+    let mut flush = |digits: &mut Vec<u32>| -> bool {
+        let found = (13..=19).contains(&digits.len()) && {
+            let sum: u32 = digits
+                .iter()
+                .rev()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if i % 2 == 1 {
+                        let x = d * 2;
+                        if x > 9 {
+                            x - 9
+                        } else {
+                            x
+                        }
+                    } else {
+                        d
+                    }
+                })
+                .sum();
+            sum % 10 == 0
+        };
+        digits.clear();
+        found
+    };
+    let mut last_sep = false;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            digits.push(d);
+            last_sep = false;
+        } else if (c == ' ' || c == '-') && !digits.is_empty() && !last_sep {
+            last_sep = true;
+        } else {
+            if flush(&mut digits) {
+                return true;
+            }
+            last_sep = false;
+        }
+    }
+    flush(&mut digits)
+}
+
+/// Refuses text that carries a payment card number: such data must not enter chat transcripts,
+/// model prompts or logs (400 `DLP_VIOLATION`).
+pub fn no_card_numbers(field: &str, v: &str) -> Result<(), ApiError> {
+    if has_card_number(v) {
+        return Err(ApiError::new(
+            Code::DlpViolation,
+            "the message contains a payment card number; never send card numbers in chat",
+        )
+        .with_detail(field, "contains a payment card number"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +149,17 @@ mod tests {
         assert!(email("email", "a@b").is_err());
         assert!(range("q", 0, 1, 5).is_err());
         assert!(opt_text("x", Some("toolong"), 3).is_err());
+    }
+
+    #[test]
+    fn card_numbers_are_found_by_luhn_only() {
+        assert!(has_card_number("my card is 4111 1111 1111 1111 thanks"));
+        assert!(has_card_number("4111-1111-1111-1111"));
+        assert!(!has_card_number("4111 1111 1111 1112"));
+        assert!(!has_card_number("order ORD-1001 and phone 555 0100"));
+        assert_eq!(
+            no_card_numbers("m", "4111111111111111").unwrap_err().code,
+            Code::DlpViolation
+        );
     }
 }

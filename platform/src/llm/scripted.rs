@@ -16,7 +16,7 @@ static ORDER_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bORD-\d{1,
 static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").unwrap());
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:my name is|i am|i'm|this is)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)").unwrap()
+    Regex::new(r"\b(?i:my name is|i am|i'm|this is)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)").unwrap()
 });
 static COMPANY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:from|at|with)\s+([A-Z][A-Za-z0-9&]+(?:\s+(?:Inc|Ltd|LLC|GmbH|Corp)\.?)?)")
@@ -291,6 +291,12 @@ mod tests {
             ScriptedLlm::new(5).answer(&r),
             ScriptedLlm::new(5).answer(&r)
         );
+    }
+
+    #[test]
+    fn a_lowercase_phrase_is_not_a_name() {
+        let v = extract_lead("I'm interested in a demo. My name is Dana Scully, dana@fbi.test");
+        assert_eq!(v["name"], "Dana Scully");
     }
 
     #[test]

@@ -526,7 +526,15 @@ impl<'a> Exec<'a> {
         )
         .await;
         let started = self.e.clock.now();
-        let result = self.e.tools.call(&name, &self.tctx, &params).await;
+        let result = if self
+            .e
+            .catalog
+            .tool_denied(self.req.tenant.id.as_str(), &name)
+        {
+            Err(ToolError::NotAllowed(name.clone()))
+        } else {
+            self.e.tools.call(&name, &self.tctx, &params).await
+        };
         let mut s = self.step(sid, "tool");
         s.tool = Some(name.clone());
         s.duration_ms = self.ms_since(started);

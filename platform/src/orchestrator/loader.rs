@@ -76,6 +76,9 @@ struct Overlay {
     tenant: String,
     #[serde(default)]
     disable: Vec<String>,
+    /// Tools this tenant may not use; a run that reaches one fails with `TOOL_NOT_ALLOWED`.
+    #[serde(default)]
+    deny_tools: Vec<String>,
     /// `{workflow_id: {limits: {...}, nodes: {node_id: {...}}, edges: [...]}}`
     #[serde(default)]
     patch: BTreeMap<String, Value>,
@@ -87,6 +90,7 @@ pub struct Catalog {
     base: BTreeMap<String, Arc<Workflow>>,
     overlaid: BTreeMap<String, BTreeMap<String, Arc<Workflow>>>,
     disabled: BTreeMap<String, BTreeSet<String>>,
+    denied_tools: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Catalog {
@@ -148,6 +152,13 @@ impl Catalog {
                     return Err(err(file, None, format!("disables unknown workflow `{d}`")));
                 }
             }
+            for t in &o.deny_tools {
+                if tools.manifest(t).is_none() {
+                    return Err(err(file, None, format!("denies unknown tool `{t}`")));
+                }
+            }
+            cat.denied_tools
+                .insert(o.tenant.clone(), o.deny_tools.iter().cloned().collect());
             let mut mine = BTreeMap::new();
             for (wid, patch) in &o.patch {
                 let (_, base) = raw
@@ -176,6 +187,13 @@ impl Catalog {
             .and_then(|m| m.get(id))
             .or_else(|| self.base.get(id))
             .cloned()
+    }
+
+    /// Whether `tenant`'s overlay denies the tool `name`.
+    pub fn tool_denied(&self, tenant: &str, name: &str) -> bool {
+        self.denied_tools
+            .get(tenant)
+            .is_some_and(|d| d.contains(name))
     }
 
     /// Every workflow available to `tenant`, by id.
@@ -579,7 +597,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.get("t", "w").unwrap().limits.max_steps, Some(3));
         assert_eq!(c.get("other", "w").unwrap().limits.max_steps, None);
-        let c = Catalog::from_sources(&files, &overlay("disable: [w]\n"), &tools()).unwrap();
+        let c = Catalog::from_sources(
+            &files,
+            &overlay("disable: [w]\ndeny_tools: [email.send]\n"),
+            &tools(),
+        )
+        .unwrap();
+        assert!(c.tool_denied("t", "email.send"));
+        assert!(!c.tool_denied("other", "email.send"));
         assert!(c.get("t", "w").is_none());
         assert!(c.list("t").is_empty());
         let e = Catalog::from_sources(
@@ -589,5 +614,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("unknown node `ghost`"), "{e}");
+        let e =
+            Catalog::from_sources(&files, &overlay("deny_tools: [rm.rf]\n"), &tools()).unwrap_err();
+        assert!(e.to_string().contains("denies unknown tool `rm.rf`"), "{e}");
     }
 }

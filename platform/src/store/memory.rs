@@ -33,9 +33,25 @@ struct Inner {
 
 /// In-memory store; cheap to create, one per test server.
 #[derive(Default)]
-pub struct MemoryStore(Mutex<Inner>);
+pub struct MemoryStore(Mutex<Inner>, std::sync::atomic::AtomicBool);
 
 impl MemoryStore {
+    /// A fault hook for tests of degraded operation: while set down, every call answers
+    /// `StoreError::Unavailable`, as a database that went away would.
+    pub fn set_down(&self, down: bool) {
+        self.1.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn up(&self) -> Result<(), StoreError> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Unavailable(
+                "the embedded store is set down".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut g)
@@ -53,34 +69,43 @@ fn put<T>(rows: &mut Rows<T>, t: &TenantId, id: String, v: T) {
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| i.tenants.insert(t.id.clone(), t.clone()));
         Ok(())
     }
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| i.tenants.get(id).cloned()))
     }
     async fn put_user(&self, u: &User) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.users, &u.tenant, u.email.to_lowercase(), u.clone()));
         Ok(())
     }
     async fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.users, t, &email.to_lowercase())))
     }
     async fn put_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| i.api_keys.insert(k.key_hash.clone(), k.clone()));
         Ok(())
     }
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| i.api_keys.get(hash).cloned()))
     }
     async fn put_product(&self, p: &Product) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.products, &p.tenant, p.sku.clone(), p.clone()));
         Ok(())
     }
     async fn product(&self, t: &TenantId, sku: &str) -> Result<Option<Product>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.products, t, sku)))
     }
     async fn products(&self, t: &TenantId) -> Result<Vec<Product>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| {
             i.products
                 .get(t)
@@ -89,6 +114,7 @@ impl Store for MemoryStore {
         }))
     }
     async fn adjust_stock(&self, t: &TenantId, sku: &str, delta: i64) -> Result<i64, StoreError> {
+        self.up()?;
         self.with(|i| {
             let p = i
                 .products
@@ -107,6 +133,7 @@ impl Store for MemoryStore {
         })
     }
     async fn next_sequence(&self, name: &str) -> Result<u64, StoreError> {
+        self.up()?;
         Ok(self.with(|i| {
             let n = i.sequences.entry(name.to_string()).or_insert(3000);
             *n += 1;
@@ -114,27 +141,34 @@ impl Store for MemoryStore {
         }))
     }
     async fn put_order(&self, o: &Order) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.orders, &o.tenant, o.order_id.clone(), o.clone()));
         Ok(())
     }
     async fn order(&self, t: &TenantId, id: &str) -> Result<Option<Order>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.orders, t, id)))
     }
     async fn put_payment(&self, p: &Payment) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.payments, &p.tenant, p.payment_id.clone(), p.clone()));
         Ok(())
     }
     async fn payment(&self, t: &TenantId, id: &str) -> Result<Option<Payment>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.payments, t, id)))
     }
     async fn put_lead(&self, l: &Lead) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.leads, &l.tenant, l.lead_id.clone(), l.clone()));
         Ok(())
     }
     async fn lead(&self, t: &TenantId, id: &str) -> Result<Option<Lead>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.leads, t, id)))
     }
     async fn leads_by_email(&self, t: &TenantId, email: &str) -> Result<Vec<Lead>, StoreError> {
+        self.up()?;
         let email = email.to_lowercase();
         Ok(self.with(|i| {
             i.leads
@@ -149,17 +183,21 @@ impl Store for MemoryStore {
         }))
     }
     async fn put_ticket(&self, k: &Ticket) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.tickets, &k.tenant, k.ticket_id.clone(), k.clone()));
         Ok(())
     }
     async fn ticket(&self, t: &TenantId, id: &str) -> Result<Option<Ticket>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.tickets, t, id)))
     }
     async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.outbox, &m.tenant, m.message_id.clone(), m.clone()));
         Ok(())
     }
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| {
             i.outbox
                 .get(t)
@@ -168,6 +206,7 @@ impl Store for MemoryStore {
         }))
     }
     async fn put_document(&self, d: &Document) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| {
             put(
                 &mut i.documents,
@@ -179,6 +218,7 @@ impl Store for MemoryStore {
         Ok(())
     }
     async fn document(&self, t: &TenantId, id: Uuid) -> Result<Option<Document>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.documents, t, &id.to_string())))
     }
     async fn visible_documents(
@@ -187,6 +227,7 @@ impl Store for MemoryStore {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<Vec<Document>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| {
             i.documents
                 .get(t)
@@ -200,20 +241,25 @@ impl Store for MemoryStore {
         }))
     }
     async fn put_run(&self, r: &Run) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| put(&mut i.runs, &r.tenant, r.run_id.to_string(), r.clone()));
         Ok(())
     }
     async fn run(&self, t: &TenantId, id: Uuid) -> Result<Option<Run>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| get(&i.runs, t, &id.to_string())))
     }
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| i.audit.entry(a.tenant.clone()).or_default().push(a.clone()));
         Ok(())
     }
     async fn audit(&self, t: &TenantId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| i.audit.get(t).cloned().unwrap_or_default()))
     }
     async fn add_usage(&self, t: &TenantId, d: &Usage) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| {
             let u = i.usage.entry(t.clone()).or_default();
             u.requests += d.requests;
@@ -224,16 +270,20 @@ impl Store for MemoryStore {
         Ok(())
     }
     async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError> {
+        self.up()?;
         Ok(self.with(|i| i.usage.get(t).cloned().unwrap_or_default()))
     }
     async fn add_run_summary(&self, t: &TenantId, s: &RunSummary) -> Result<(), StoreError> {
+        self.up()?;
         self.with(|i| i.summaries.entry(t.clone()).or_default().push(s.clone()));
         Ok(())
     }
     async fn run_summaries(&self, t: &TenantId) -> Result<Vec<RunSummary>, StoreError> {
+        self.up()?;
         Ok(self.with(|i| i.summaries.get(t).cloned().unwrap_or_default()))
     }
     async fn ping(&self) -> Result<(), StoreError> {
+        self.up()?;
         Ok(())
     }
 }

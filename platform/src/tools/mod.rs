@@ -136,6 +136,8 @@ pub enum ToolError {
     Transient(String),
     #[error("timed out")]
     Timeout,
+    #[error("tool `{0}` is not allowed for this tenant")]
+    NotAllowed(String),
     #[error("`{0}` has no compensation")]
     NoCompensation(String),
 }

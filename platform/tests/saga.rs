@@ -1,0 +1,258 @@
+//! The create_order saga: when any step fails, the completed steps are compensated in reverse order
+//! and their effects are undone; when a compensation fails too, the run ends `compensation_failed`
+//! and is dead-lettered for manual intervention. Faults come from the embedded tools' fault hooks.
+
+mod common;
+
+use common::start;
+use platform::tools::{Fault, FaultPoint};
+use serde_json::{json, Value};
+
+const STEPS: [(&str, &str); 4] = [
+    ("reserve_inventory", "inventory.reserve"),
+    ("authorize_payment", "payment.authorize"),
+    ("create_order", "order.create"),
+    ("send_confirmation", "email.send"),
+];
+
+fn order_body() -> Value {
+    json!({"items": [{"sku": "SKU-WIDGET", "quantity": 3}], "payment": {"method": "card", "card_token": "tok_visa"}})
+}
+
+#[tokio::test]
+async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
+    for (n, (failing_step, failing_tool)) in STEPS.iter().enumerate() {
+        let s = start().await;
+        let bob = s.token("acme", "bob", "user");
+        let stock = s.stock(&bob, "SKU-WIDGET").await;
+        s.app
+            .tools
+            .inject_fault(failing_tool, FaultPoint::Call, Fault::AlwaysFail);
+        let r = s.post("/api/v1/orders", &bob, order_body()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (500, "WORKFLOW_EXECUTION_FAILED"),
+            "{failing_step}: {}",
+            r.text
+        );
+        let run_id = r.body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["field"] == "run_id")
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let run = s.run(&bob, &run_id).await;
+        // Nothing to undo when the first effect fails: the run simply failed.
+        let status = if n == 0 { "failed" } else { "compensated" };
+        assert_eq!(run["status"], status, "{failing_step}");
+        let expected: Vec<String> = STEPS[..n]
+            .iter()
+            .rev()
+            .map(|(id, _)| format!("compensate:{id}"))
+            .collect();
+        let got: Vec<String> = run["compensation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["step_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, expected, "failing at {failing_step}");
+        assert!(run["compensation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "completed"));
+        // The failed step was tried 3 times (2 retries) and recorded as failed.
+        let failed = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["status"] == "failed")
+            .unwrap();
+        assert_eq!(failed["step_id"], *failing_step);
+        // Effects are undone: stock is back, and the events say what was compensated.
+        assert_eq!(
+            s.stock(&bob, "SKU-WIDGET").await,
+            stock,
+            "stock restored after failing at {failing_step}"
+        );
+        let events = s.events_of(&run_id);
+        let compensated = events
+            .iter()
+            .filter(|(k, _)| k == "tool.call.compensated")
+            .count();
+        assert_eq!(compensated, n);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|(k, _)| k == "tool.call.failed")
+                .count(),
+            1
+        );
+        assert!(events
+            .iter()
+            .any(|(k, _)| *k == format!("workflow.{status}")));
+        if n >= 2 {
+            let void = events
+                .iter()
+                .find(|(k, d)| k == "tool.call.compensated" && d["tool"] == "payment.authorize")
+                .unwrap();
+            assert_eq!(void.1["output"]["status"], "voided");
+        }
+        if n >= 3 {
+            let cancel = events
+                .iter()
+                .find(|(k, d)| k == "tool.call.compensated" && d["tool"] == "order.create")
+                .unwrap();
+            let order_id = cancel.1["output"]["order_id"].as_str().unwrap();
+            let order = s.get(&format!("/api/v1/orders/{order_id}"), &bob).await;
+            assert_eq!(order.body["status"], "cancelled");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_declined_card_is_a_400_after_the_reservation_is_returned() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    let stock = s.stock(&bob, "SKU-WIDGET").await;
+    let r = s.post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card", "card_token": "tok_declined"}})).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (400, "VALIDATION_ERROR"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["error"]["details"][0]["field"], "payment.card_token");
+    assert_eq!(s.stock(&bob, "SKU-WIDGET").await, stock);
+}
+
+#[tokio::test]
+async fn unknown_sku_and_missing_stock_fail_before_any_effect() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    let r = s
+        .post(
+            "/api/v1/orders",
+            &bob,
+            json!({"items": [{"sku": "SKU-NOPE", "quantity": 1}], "payment": {"method": "card"}}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown product SKU-NOPE"));
+    let r = s.post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-PRO-SUITE", "quantity": 6}], "payment": {"method": "card"}})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("insufficient stock"));
+    assert_eq!(s.stock(&bob, "SKU-PRO-SUITE").await, 5);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_the_order_completes_once() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    s.app
+        .tools
+        .inject_fault("payment.authorize", FaultPoint::Call, Fault::FailTimes(2));
+    let r = s.post("/api/v1/orders", &bob, order_body()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let events = s.events_of(r.body["run_id"].as_str().unwrap());
+    let auth = events
+        .iter()
+        .find(|(k, d)| k == "tool.call.succeeded" && d["tool"] == "payment.authorize")
+        .unwrap();
+    assert_eq!(auth.1["attempts"], 3);
+}
+
+#[tokio::test]
+async fn a_failing_compensation_ends_compensation_failed_and_is_dead_lettered() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    s.app
+        .tools
+        .inject_fault("order.create", FaultPoint::Call, Fault::AlwaysFail);
+    s.app.tools.inject_fault(
+        "payment.authorize",
+        FaultPoint::Compensate,
+        Fault::AlwaysFail,
+    );
+    let r = s.post("/api/v1/orders", &bob, order_body()).await;
+    assert_eq!(r.code(), "WORKFLOW_EXECUTION_FAILED");
+    let run_id = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"] == "run_id")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = s.run(&bob, &run_id).await;
+    assert_eq!(run["status"], "compensation_failed");
+    // The later compensation still ran after the earlier one failed: stock is back.
+    let comp: Vec<_> = run["compensation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["step_id"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        comp,
+        [
+            ("compensate:authorize_payment", "failed"),
+            ("compensate:reserve_inventory", "completed")
+        ]
+    );
+    assert!(run["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().contains("manual intervention required")));
+    let dlq = s
+        .events_of(&run_id)
+        .into_iter()
+        .find(|(k, _)| k == "dlq.workflow.compensated")
+        .expect("dead-lettered");
+    assert_eq!(dlq.1["manual_intervention"], true);
+    assert_eq!(dlq.1["original_subject"], "aiaas.workflow.compensated");
+}
+
+#[tokio::test]
+async fn compensation_can_be_switched_off_per_execution() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    s.app
+        .tools
+        .inject_fault("email.send", FaultPoint::Call, Fault::AlwaysFail);
+    let r = s.post("/api/v1/workflows/execute", &bob, json!({"workflow_id": "create_order",
+        "parameters": {"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card"}},
+        "options": {"compensation_enabled": false}})).await;
+    assert_eq!(r.code(), "WORKFLOW_EXECUTION_FAILED", "{}", r.text);
+    let with = s.post("/api/v1/workflows/execute", &bob, json!({"workflow_id": "create_order",
+        "parameters": {"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card"}}})).await;
+    assert_eq!(with.status, 200, "{}", with.text);
+    assert_eq!(with.body["execution"]["status"], "compensated");
+    let actions: Vec<_> = with.body["compensation_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tool"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["order.cancel", "payment.void", "inventory.restock"]
+    );
+}
