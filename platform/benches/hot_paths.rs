@@ -1,1 +1,82 @@
-fn main() {}
+//! Hot paths, each measured beside a baseline in the same run so results read as ratios:
+//! - `router/features` (baseline) vs `router/decide` (features + tier decision);
+//! - `turn/healthz` (baseline: one request through the full middleware stack, no auth, no work) vs
+//!   `turn/faq_chat` (an authenticated FAQ chat turn: gateway, classification, retrieval, answer,
+//!   events, persistence), both in-process through the axum router without a socket.
+
+use axum::body::Body;
+use axum::http::Request;
+use criterion::{criterion_group, criterion_main, Criterion};
+use platform::app::{App, Backends};
+use platform::config::{Config, PlanLimits};
+use platform::domain::Plan;
+use platform::router::{Features, Router};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use tower::ServiceExt;
+
+fn router(c: &mut Criterion) {
+    let r = Router::new(42, BTreeMap::new());
+    let text = "Where is my order ORD-1001? It was supposed to arrive on Monday and I need it for a party.";
+    let mut g = c.benchmark_group("router");
+    g.bench_function("features", |b| {
+        b.iter(|| black_box(Features::of(black_box(text), 2, false)))
+    });
+    g.bench_function("decide", |b| {
+        b.iter(|| {
+            let f = Features::of(black_box(text), 2, false);
+            black_box(r.decide("acme", "req-1", &f, None))
+        })
+    });
+    g.finish();
+}
+
+fn turn(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut cfg = Config::default();
+    // The bench sends far more requests than any plan allows; lift the limits, not the work.
+    cfg.plans.insert(
+        Plan::Pro,
+        PlanLimits {
+            requests_per_window: u32::MAX,
+            window_secs: 1,
+            monthly_requests: u64::MAX,
+            monthly_tokens: u64::MAX,
+        },
+    );
+    let app = rt.block_on(async {
+        App::start(cfg.clone(), Backends::embedded(&cfg))
+            .await
+            .expect("start")
+    });
+    let token =
+        platform::api::auth::issue_token(&cfg, "acme", "bob", "user", 86_400, chrono::Utc::now())
+            .expect("token");
+    let svc = app.router();
+    let body = r#"{"message":{"content":"What is your return policy?"}}"#;
+    let mut g = c.benchmark_group("turn");
+    g.bench_function("healthz", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request");
+            let resp = svc.clone().oneshot(req).await.expect("response");
+            assert!(resp.status().is_success());
+        })
+    });
+    g.bench_function("faq_chat", |b| {
+        b.to_async(&rt).iter(|| async {
+            let req = Request::post("/api/v1/chat/message")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request");
+            let resp = svc.clone().oneshot(req).await.expect("response");
+            assert!(resp.status().is_success());
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, router, turn);
+criterion_main!(benches);

@@ -314,20 +314,23 @@ async fn the_monthly_quota_stops_a_tenant_with_retry_after() {
     assert!(r.header("retry-after").parse::<i64>().unwrap() > 0);
 }
 
+/// What is sent, and what must come back: (case, body, extra headers, status, code, field named).
+type Case<'a> = (
+    &'a str,
+    Option<String>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[tokio::test]
 async fn every_bad_input_gets_its_code_and_the_server_keeps_serving() {
     let s = start().await;
     let bob = s.token("acme", "bob", "user");
     let chat = "/api/v1/chat/message";
     let raw = |b: &str| Some(b.to_string());
-    let cases: Vec<(
-        &str,
-        Option<String>,
-        &[(&str, &str)],
-        u16,
-        &str,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON",
             raw("{\"message\": {"),

@@ -69,48 +69,41 @@ pub fn range(field: &str, v: i64, min: i64, max: i64) -> Result<(), ApiError> {
     }
 }
 
-/// Whether a run of 13 to 19 digits (spaces and dashes allowed between them) passes the Luhn check.
+/// The Luhn checksum of a card number's digits.
+fn luhn_valid(digits: &[u32]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| match (i % 2 == 1, d * 2) {
+            (true, x) if x > 9 => x - 9,
+            (true, x) => x,
+            (false, _) => d,
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Whether a run of 13 to 19 digits (single spaces or dashes allowed between them) passes the
+/// Luhn check.
 fn has_card_number(text: &str) -> bool {
-    let mut digits: Vec<u32> = Vec::new();
-    let mut flush = |digits: &mut Vec<u32>| -> bool {
-        let found = (13..=19).contains(&digits.len()) && {
-            let sum: u32 = digits
-                .iter()
-                .rev()
-                .enumerate()
-                .map(|(i, &d)| {
-                    if i % 2 == 1 {
-                        let x = d * 2;
-                        if x > 9 {
-                            x - 9
-                        } else {
-                            x
-                        }
-                    } else {
-                        d
-                    }
-                })
-                .sum();
-            sum % 10 == 0
-        };
-        digits.clear();
-        found
-    };
+    let mut run: Vec<u32> = Vec::new();
     let mut last_sep = false;
     for c in text.chars() {
         if let Some(d) = c.to_digit(10) {
-            digits.push(d);
+            run.push(d);
             last_sep = false;
-        } else if (c == ' ' || c == '-') && !digits.is_empty() && !last_sep {
+        } else if (c == ' ' || c == '-') && !run.is_empty() && !last_sep {
             last_sep = true;
         } else {
-            if flush(&mut digits) {
+            if (13..=19).contains(&run.len()) && luhn_valid(&run) {
                 return true;
             }
+            run.clear();
             last_sep = false;
         }
     }
-    flush(&mut digits)
+    (13..=19).contains(&run.len()) && luhn_valid(&run)
 }
 
 /// Refuses text that carries a payment card number: such data must not enter chat transcripts,

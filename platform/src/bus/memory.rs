@@ -1,7 +1,8 @@
-//! The embedded bus: a broadcast channel plus a log of every delivery, so a test can read what was
-//! published in order.
+//! The embedded bus: a broadcast channel plus a bounded log of the latest deliveries, so a test can
+//! read what was published in order (and a long-running `serve` does not grow without bound).
 
 use super::{Bus, BusError, Delivery, Event};
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 
@@ -10,8 +11,11 @@ use tokio::sync::broadcast;
 pub struct MemoryBus {
     prefix: String,
     tx: broadcast::Sender<Delivery>,
-    log: Mutex<Vec<Delivery>>,
+    log: Mutex<VecDeque<Delivery>>,
 }
+
+/// How many deliveries the log keeps; older ones are dropped first.
+pub const LOG_CAPACITY: usize = 50_000;
 
 impl MemoryBus {
     pub fn new(prefix: &str) -> Self {
@@ -19,12 +23,17 @@ impl MemoryBus {
         Self {
             prefix: prefix.to_string(),
             tx,
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(VecDeque::new()),
         }
     }
-    /// Every delivery so far, in publish order.
+    /// The latest deliveries (up to [`LOG_CAPACITY`]), in publish order.
     pub fn published(&self) -> Vec<Delivery> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -38,10 +47,13 @@ impl Bus for MemoryBus {
             subject: format!("{}.{}", self.prefix, event.event_type),
             event: event.clone(),
         };
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(d.clone());
+        {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            if log.len() == LOG_CAPACITY {
+                log.pop_front();
+            }
+            log.push_back(d.clone());
+        }
         // No receiver is not an error: events are also in the log.
         let _ = self.tx.send(d);
         Ok(())
