@@ -16,12 +16,9 @@ async fn credentials_missing_garbage_expired_or_foreign_are_refused() {
     let s = start().await;
     let p = "/api/v1/products";
     let r = s.send(Method::GET, p, None, &[], None).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (401, "AUTHENTICATION_REQUIRED")
-    );
+    assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
     let r = s.send(Method::GET, p, Some("garbage"), &[], None).await;
-    assert_eq!((r.status.as_u16(), r.code()), (401, "INVALID_TOKEN"));
+    assert_eq!(r.outcome(), (401, "INVALID_TOKEN"));
     let r = s
         .send(
             Method::GET,
@@ -31,7 +28,7 @@ async fn credentials_missing_garbage_expired_or_foreign_are_refused() {
             None,
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (401, "INVALID_TOKEN"));
+    assert_eq!(r.outcome(), (401, "INVALID_TOKEN"));
     let other_key = platform::config::Config {
         jwt_secret: "someone-else".into(),
         ..test_config()
@@ -46,14 +43,14 @@ async fn credentials_missing_garbage_expired_or_foreign_are_refused() {
     )
     .unwrap();
     let r = s.get(p, &forged).await;
-    assert_eq!((r.status.as_u16(), r.code()), (401, "INVALID_TOKEN"));
+    assert_eq!(r.outcome(), (401, "INVALID_TOKEN"));
     let ghost = s.token("ghost-tenant", "bob", "user");
     assert_eq!(s.get(p, &ghost).await.code(), "INVALID_TOKEN");
     let bob = s.token("acme", "bob", "user");
     assert_eq!(s.get(p, &bob).await.status, 200);
     s.clock.advance(chrono::Duration::seconds(3601));
     let r = s.get(p, &bob).await;
-    assert_eq!((r.status.as_u16(), r.code()), (401, "TOKEN_EXPIRED"));
+    assert_eq!(r.outcome(), (401, "TOKEN_EXPIRED"));
 }
 
 #[tokio::test]
@@ -87,7 +84,7 @@ async fn api_keys_authenticate_by_hash_and_unknown_keys_are_refused() {
             None,
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (401, "INVALID_API_KEY"));
+    assert_eq!(r.outcome(), (401, "INVALID_API_KEY"));
 }
 
 #[tokio::test]
@@ -119,10 +116,7 @@ async fn login_gives_a_working_token_and_one_answer_for_every_wrong_credential()
         let r = s
             .send(Method::POST, "/api/v1/auth/login", None, &[], Some(bad))
             .await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (401, "AUTHENTICATION_REQUIRED")
-        );
+        assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
         assert_eq!(
             r.body["error"]["message"],
             "invalid tenant, email or password"
@@ -137,13 +131,13 @@ async fn tenants_are_isolated_and_roles_are_enforced() {
     let gus = s.token("globex", "gus", "user");
     // Another tenant's order and run are not found, not forbidden: their existence does not leak.
     let r = s.get("/api/v1/orders/ORD-1001", &gus).await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
     let run_id = s.chat(&bob, "hello").await.body["workflow"]["run_id"]
         .as_str()
         .unwrap()
         .to_string();
     let r = s.get(&format!("/api/v1/runs/{run_id}"), &gus).await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
     assert_eq!(
         s.get("/api/v1/runs/not-a-uuid", &bob).await.code(),
         "NOT_FOUND"
@@ -158,7 +152,7 @@ async fn tenants_are_isolated_and_roles_are_enforced() {
             None,
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (403, "TENANT_MISMATCH"));
+    assert_eq!(r.outcome(), (403, "TENANT_MISMATCH"));
     let acme = platform::domain::TenantId::parse("acme").unwrap();
     let audit = platform::store::Store::audit(s.store.as_ref(), &acme)
         .await
@@ -186,11 +180,7 @@ async fn tenants_are_isolated_and_roles_are_enforced() {
         (Method::GET, "/api/v1/analytics/summary"),
     ] {
         let r = s.send(m, p, Some(&gina), &[], None).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (403, "AUTHORIZATION_FAILED"),
-            "{p}"
-        );
+        assert_eq!(r.outcome(), (403, "AUTHORIZATION_FAILED"), "{p}");
     }
     let r = s
         .post(
@@ -222,7 +212,7 @@ async fn tenants_are_isolated_and_roles_are_enforced() {
     let r = s
         .get("/api/v1/products", &s.token("acme", "bob", "superuser"))
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "INVALID_ROLE"));
+    assert_eq!(r.outcome(), (400, "INVALID_ROLE"));
 }
 
 #[tokio::test]
@@ -251,7 +241,7 @@ async fn the_token_bucket_limits_each_tenant_then_refills_after_the_window() {
         );
     }
     let r = s.get("/api/v1/products", &gus).await;
-    assert_eq!((r.status.as_u16(), r.code()), (429, "RATE_LIMIT_EXCEEDED"));
+    assert_eq!(r.outcome(), (429, "RATE_LIMIT_EXCEEDED"));
     assert_eq!(r.header("retry-after"), "20");
     assert_eq!(
         (
@@ -307,10 +297,7 @@ async fn the_monthly_quota_stops_a_tenant_with_retry_after() {
     })
     .await;
     let r = s.get("/api/v1/products", &gus).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (429, "TENANT_QUOTA_EXCEEDED")
-    );
+    assert_eq!(r.outcome(), (429, "TENANT_QUOTA_EXCEEDED"));
     assert!(r.header("retry-after").parse::<i64>().unwrap() > 0);
 }
 
@@ -464,12 +451,7 @@ async fn every_bad_input_gets_its_code_and_the_server_keeps_serving() {
     ];
     for (what, body, headers, status, code, field) in cases {
         let r = s.send(Method::POST, chat, Some(&bob), headers, body).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (status, code),
-            "{what}: {}",
-            r.text
-        );
+        assert_eq!(r.outcome(), (status, code), "{what}: {}", r.text);
         assert!(
             !r.body["error"]["request_id"]
                 .as_str()
@@ -493,9 +475,9 @@ async fn every_bad_input_gets_its_code_and_the_server_keeps_serving() {
             None,
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     let r = s.get("/api/v1/nothing-here", &bob).await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
     let r = s
         .post(
             "/api/v1/workflows/execute",
@@ -503,7 +485,7 @@ async fn every_bad_input_gets_its_code_and_the_server_keeps_serving() {
             json!({"workflow_id": "ghost"}),
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "WORKFLOW_NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "WORKFLOW_NOT_FOUND"));
     let r = s
         .post(
             "/api/v1/orders",
@@ -604,10 +586,7 @@ async fn idempotency_keys_give_one_execution_per_key_and_body() {
         json!({"items": [{"sku": "SKU-WIDGET", "quantity": 2}], "payment": {"method": "card"}})
             .to_string();
     let r = send("order-1", other).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (422, "IDEMPOTENCY_KEY_REUSED")
-    );
+    assert_eq!(r.outcome(), (422, "IDEMPOTENCY_KEY_REUSED"));
     let r = send("bad key!", body.clone()).await;
     assert_eq!(r.body["error"]["details"][0]["field"], "Idempotency-Key");
     // Another tenant's identical key is its own.
@@ -632,12 +611,7 @@ async fn a_run_past_its_deadline_is_a_504_timeout() {
             "Where is my order ORD-1001?",
         )
         .await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (504, "TIMEOUT"),
-        "{}",
-        r.text
-    );
+    assert_eq!(r.outcome(), (504, "TIMEOUT"), "{}", r.text);
 }
 
 #[tokio::test]
@@ -652,7 +626,7 @@ async fn budgets_end_runs_with_workflow_execution_failed() {
         )
         .await;
     assert_eq!(
-        (r.status.as_u16(), r.code()),
+        r.outcome(),
         (500, "WORKFLOW_EXECUTION_FAILED"),
         "{}",
         r.text
@@ -676,12 +650,7 @@ async fn a_tenant_overlay_can_deny_a_tool() {
             None,
         )
         .await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (403, "TOOL_NOT_ALLOWED"),
-        "{}",
-        r.text
-    );
+    assert_eq!(r.outcome(), (403, "TOOL_NOT_ALLOWED"), "{}", r.text);
     // Nothing changed: the order is still processing.
     assert_eq!(
         s.get("/api/v1/orders/ORD-2001", &gus).await.body["status"],
@@ -699,7 +668,7 @@ async fn a_store_outage_is_503_and_readiness_says_so() {
     );
     s.store.set_down(true);
     let r = s.get("/api/v1/products", &bob).await;
-    assert_eq!((r.status.as_u16(), r.code()), (503, "SERVICE_UNAVAILABLE"));
+    assert_eq!(r.outcome(), (503, "SERVICE_UNAVAILABLE"));
     let r = s.send(Method::GET, "/readyz", None, &[], None).await;
     assert_eq!(r.status, 503);
     assert!(r.body["backends"]["store"]

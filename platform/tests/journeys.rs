@@ -233,7 +233,7 @@ async fn leads_api_qualifies_a_b_c() {
             json!({"name": "Cy", "email": "not-an-email"}),
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     assert_eq!(r.body["error"]["details"][0]["field"], "email");
 }
 
@@ -460,7 +460,7 @@ async fn cancel_refunds_restocks_and_refuses_shipped_orders() {
             json!({"reason": "changed my mind"}),
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
@@ -468,7 +468,7 @@ async fn cancel_refunds_restocks_and_refuses_shipped_orders() {
     let r = s
         .post("/api/v1/orders/ORD-9999/cancel", &bob, json!({}))
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
 }
 
 #[tokio::test]
@@ -481,7 +481,7 @@ async fn modify_order_runs_for_acme_and_is_disabled_by_globex_overlay() {
     assert_eq!(r.body["output"]["order"]["shipping_address"], "2 New Road");
     let gus = s.token("globex", "gus", "user");
     let r = s.post("/api/v1/workflows/execute", &gus, json!({"workflow_id": "modify_order", "parameters": {"order_id": "ORD-2001", "shipping_address": "x"}})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "WORKFLOW_NOT_FOUND"));
+    assert_eq!(r.outcome(), (404, "WORKFLOW_NOT_FOUND"));
     let list = s.get("/api/v1/workflows", &gus).await;
     let ids: Vec<_> = list.body["workflows"]
         .as_array()

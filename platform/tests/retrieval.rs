@@ -22,6 +22,17 @@ async fn ingest(
     r.body["document_id"].as_str().unwrap().to_string()
 }
 
+async fn patch(s: &Server, token: &str, id: &str, body: serde_json::Value) -> common::Resp {
+    s.send(
+        reqwest::Method::PATCH,
+        &format!("/api/v1/rag/documents/{id}"),
+        Some(token),
+        &[],
+        Some(body.to_string()),
+    )
+    .await
+}
+
 async fn count(s: &Server, token: &str) -> usize {
     let r = s
         .post(
@@ -52,7 +63,7 @@ async fn each_role_sees_its_levels_and_the_other_tenant_sees_nothing() {
             json!({"question": "zebracorn"}),
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "INVALID_ROLE"));
+    assert_eq!(r.outcome(), (400, "INVALID_ROLE"));
     // The user's answer cites only what the user may read.
     let r = s
         .post(
@@ -84,50 +95,24 @@ async fn a_permission_change_takes_effect_on_the_next_query() {
     let bob = s.token("acme", "bob", "user");
     let id = ingest(&s, &alice, "Roadmap", "confidential", json!({})).await;
     assert_eq!(count(&s, &bob).await, 0);
-    let r = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rag/documents/{id}"),
-            Some(&alice),
-            &[],
-            Some(json!({"level": "internal"}).to_string()),
-        )
-        .await;
+    let r = patch(&s, &alice, &id, json!({"level": "internal"})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(count(&s, &bob).await, 1);
     // A role list narrows further: internal, but admins only.
-    let r = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rag/documents/{id}"),
-            Some(&alice),
-            &[],
-            Some(json!({"roles": ["admin"]}).to_string()),
-        )
-        .await;
+    let r = patch(&s, &alice, &id, json!({"roles": ["admin"]})).await;
     assert_eq!(r.body["roles"], json!(["admin"]));
     assert_eq!(count(&s, &bob).await, 0);
     assert_eq!(count(&s, &alice).await, 1);
     // Another tenant's admin cannot change it, and does not learn it exists.
-    let r = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rag/documents/{id}"),
-            Some(&s.token("globex", "gus", "admin")),
-            &[],
-            Some(json!({"level": "public"}).to_string()),
-        )
-        .await;
-    assert_eq!((r.status.as_u16(), r.code()), (404, "NOT_FOUND"));
-    let r = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/rag/documents/{id}"),
-            Some(&alice),
-            &[],
-            Some("{}".into()),
-        )
-        .await;
+    let r = patch(
+        &s,
+        &s.token("globex", "gus", "admin"),
+        &id,
+        json!({"level": "public"}),
+    )
+    .await;
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
+    let r = patch(&s, &alice, &id, json!({})).await;
     assert_eq!(r.code(), "VALIDATION_ERROR");
 }
 
@@ -179,7 +164,7 @@ async fn ingestion_publishes_events_and_rejects_bad_documents() {
     ] {
         let r = s.post("/api/v1/rag/documents", &alice, body).await;
         assert_eq!(
-            (r.status.as_u16(), r.code()),
+            r.outcome(),
             (400, "VALIDATION_ERROR"),
             "{field}: {}",
             r.text

@@ -30,20 +30,12 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
             .inject_fault(failing_tool, FaultPoint::Call, Fault::AlwaysFail);
         let r = s.post("/api/v1/orders", &bob, order_body()).await;
         assert_eq!(
-            (r.status.as_u16(), r.code()),
+            r.outcome(),
             (500, "WORKFLOW_EXECUTION_FAILED"),
             "{failing_step}: {}",
             r.text
         );
-        let run_id = r.body["error"]["details"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["field"] == "run_id")
-            .unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let run_id = r.run_id();
         let run = s.run(&bob, &run_id).await;
         // Nothing to undo when the first effect fails: the run simply failed.
         let status = if n == 0 { "failed" } else { "compensated" };
@@ -120,12 +112,7 @@ async fn a_declined_card_is_a_400_after_the_reservation_is_returned() {
     let bob = s.token("acme", "bob", "user");
     let stock = s.stock(&bob, "SKU-WIDGET").await;
     let r = s.post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card", "card_token": "tok_declined"}})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (400, "VALIDATION_ERROR"),
-        "{}",
-        r.text
-    );
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
     assert_eq!(r.body["error"]["details"][0]["field"], "payment.card_token");
     assert_eq!(s.stock(&bob, "SKU-WIDGET").await, stock);
 }
@@ -141,13 +128,13 @@ async fn unknown_sku_and_missing_stock_fail_before_any_effect() {
             json!({"items": [{"sku": "SKU-NOPE", "quantity": 1}], "payment": {"method": "card"}}),
         )
         .await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
         .contains("unknown product SKU-NOPE"));
     let r = s.post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-PRO-SUITE", "quantity": 6}], "payment": {"method": "card"}})).await;
-    assert_eq!((r.status.as_u16(), r.code()), (400, "VALIDATION_ERROR"));
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     assert!(r.body["error"]["message"]
         .as_str()
         .unwrap()
@@ -186,15 +173,7 @@ async fn a_failing_compensation_ends_compensation_failed_and_is_dead_lettered() 
     );
     let r = s.post("/api/v1/orders", &bob, order_body()).await;
     assert_eq!(r.code(), "WORKFLOW_EXECUTION_FAILED");
-    let run_id = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["field"] == "run_id")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let run_id = r.run_id();
     let run = s.run(&bob, &run_id).await;
     assert_eq!(run["status"], "compensation_failed");
     // The later compensation still ran after the earlier one failed: stock is back.

@@ -37,6 +37,21 @@ impl Resp {
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
+    /// Status and error code together, for one-line assertions.
+    pub fn outcome(&self) -> (u16, &str) {
+        (self.status.as_u16(), self.code())
+    }
+    /// The `run_id` an error names in its details.
+    pub fn run_id(&self) -> String {
+        self.body["error"]["details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["field"] == "run_id")
+            .and_then(|d| d["message"].as_str())
+            .expect("the error names its run")
+            .to_string()
+    }
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
