@@ -382,7 +382,7 @@ async fn create_order_saga_completes_reserves_stock_and_sends_confirmation() {
     let r = s.post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-WIDGET", "quantity": 2}], "payment": {"method": "card", "card_token": "tok_visa"}, "shipping_address": "1 Main St"})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["status"], "processing");
-    assert_eq!(r.body["payment_status"], "authorized");
+    assert_eq!(r.body["payment_status"], "captured");
     assert_eq!(r.body["total_amount"], 39.98);
     assert_eq!(s.stock(&bob, "SKU-WIDGET").await, before - 2);
     let id = r.body["order_id"].as_str().unwrap();
@@ -403,6 +403,7 @@ async fn create_order_saga_completes_reserves_stock_and_sends_confirmation() {
             "inventory.reserve",
             "payment.authorize",
             "order.create",
+            "payment.capture",
             "email.send"
         ]
     );

@@ -8,10 +8,11 @@ use common::start;
 use platform::tools::{Fault, FaultPoint};
 use serde_json::{json, Value};
 
-const STEPS: [(&str, &str); 4] = [
+const STEPS: [(&str, &str); 5] = [
     ("reserve_inventory", "inventory.reserve"),
     ("authorize_payment", "payment.authorize"),
     ("create_order", "order.create"),
+    ("capture_payment", "payment.capture"),
     ("send_confirmation", "email.send"),
 ];
 
@@ -87,12 +88,26 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
         assert!(events
             .iter()
             .any(|(k, _)| *k == format!("workflow.{status}")));
-        if n >= 2 {
-            let void = events
+        let compensation_of = |tool: &str| {
+            events
                 .iter()
-                .find(|(k, d)| k == "tool.call.compensated" && d["tool"] == "payment.authorize")
-                .unwrap();
-            assert_eq!(void.1["output"]["status"], "voided");
+                .find(|(k, d)| k == "tool.call.compensated" && d["tool"] == tool)
+                .map(|(_, d)| d["output"].clone())
+        };
+        if n >= 2 {
+            // Before capture the authorization is voided; after it, the capture is refunded and the
+            // authorization's compensation finds nothing left to void.
+            let expected = if n >= 4 { "refunded" } else { "voided" };
+            assert_eq!(
+                compensation_of("payment.authorize").unwrap()["status"],
+                expected
+            );
+        }
+        if n >= 4 {
+            assert_eq!(
+                compensation_of("payment.capture").unwrap()["status"],
+                "refunded"
+            );
         }
         if n >= 3 {
             let cancel = events
@@ -102,6 +117,11 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
             let order_id = cancel.1["output"]["order_id"].as_str().unwrap();
             let order = s.get(&format!("/api/v1/orders/{order_id}"), &bob).await;
             assert_eq!(order.body["status"], "cancelled");
+            let paid = if n >= 4 { "refunded" } else { "voided" };
+            assert_eq!(
+                order.body["payment_status"], paid,
+                "failing at {failing_step}"
+            );
         }
     }
 }
@@ -232,6 +252,11 @@ async fn compensation_can_be_switched_off_per_execution() {
         .collect();
     assert_eq!(
         actions,
-        ["order.cancel", "payment.void", "inventory.restock"]
+        [
+            "payment.refund",
+            "order.cancel",
+            "payment.void",
+            "inventory.restock"
+        ]
     );
 }

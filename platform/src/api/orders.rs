@@ -51,7 +51,14 @@ pub async fn create(
             ))
             .await;
         if o.failure.is_none() {
-            let mut order = o.output["order"].clone();
+            // Answer with the order as stored after the whole saga (e.g. the payment captured).
+            let id = o.output["order"]["order_id"].as_str().unwrap_or("");
+            let stored = app
+                .store
+                .order(&caller.tenant.id, id)
+                .await?
+                .ok_or_else(|| ApiError::internal(format!("order {id} missing after its run")))?;
+            let mut order = order_json(&stored);
             order["run_id"] = json!(o.run.run_id);
             return Ok((StatusCode::CREATED, order));
         }

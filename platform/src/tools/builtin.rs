@@ -16,6 +16,7 @@ enum Kind {
     InventoryReserve,
     InventoryRestock,
     PaymentAuthorize,
+    PaymentCapture,
     PaymentRefund,
     OrderCreate,
     OrderMarkCancelled,
@@ -129,6 +130,14 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
             ],
             true,
             comp("payment.void", 30_000, 3),
+        ),
+        tool(
+            Kind::PaymentCapture,
+            "payment.capture",
+            "Captures an authorized payment and marks the order paid",
+            vec![p("payment_id", String, true), p("order_id", String, false)],
+            true,
+            comp("payment.refund", 30_000, 3),
         ),
         tool(
             Kind::PaymentRefund,
@@ -477,6 +486,30 @@ impl Builtin {
                 st.put_payment(&pay).await?;
                 Ok(json!({"payment_id": pay.payment_id, "status": status, "amount_cents": amount}))
             }
+            Kind::PaymentCapture => {
+                let id = s(a, "payment_id").unwrap_or("");
+                let mut pay = st
+                    .payment(t, id)
+                    .await?
+                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                if pay.status != "authorized" {
+                    return Err(rejected(
+                        "not_capturable",
+                        format!("payment {id} is {}", pay.status),
+                    ));
+                }
+                pay.status = "captured".into();
+                st.put_payment(&pay).await?;
+                if let Some(oid) = s(a, "order_id") {
+                    if let Some(mut o) = st.order(t, oid).await? {
+                        o.payment_status = "captured".into();
+                        st.put_order(&o).await?;
+                    }
+                }
+                Ok(
+                    json!({"payment_id": id, "status": "captured", "amount_cents": pay.amount_cents}),
+                )
+            }
             Kind::PaymentRefund => {
                 let id = s(a, "payment_id").unwrap_or("");
                 let mut pay = st
@@ -673,7 +706,9 @@ impl Builtin {
                     .await?
                     .ok_or_else(|| rejected("not_found", format!("order {id} not found")))?;
                 o.status = "cancelled".into();
-                o.payment_status = "voided".into();
+                if o.payment_status != "refunded" {
+                    o.payment_status = "voided".into();
+                }
                 st.put_order(&o).await?;
                 Ok(json!({"order_id": id, "status": "cancelled"}))
             }
