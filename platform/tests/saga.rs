@@ -40,7 +40,11 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
         let run = s.run(&bob, &run_id).await;
         // Nothing to undo when the first effect fails: the run simply failed.
         let status = if n == 0 { "failed" } else { "compensated" };
-        assert_eq!(run["status"], status, "{failing_step}");
+        assert_eq!(
+            run["status"], status,
+            "{failing_step}: {}",
+            run["compensation"]
+        );
         let expected: Vec<String> = STEPS[..n]
             .iter()
             .rev()

@@ -685,19 +685,36 @@ impl Builtin {
                 Ok(json!({"restocked": a.get("items")}))
             }
             Kind::PaymentAuthorize => {
+                // Void what is still open. A captured payment was refunded by the capture's own
+                // compensation, which runs first (reverse order), so nothing is left to do here.
                 let id = s(out, "payment_id").unwrap_or("");
                 let mut pay = st
                     .payment(t, id)
                     .await?
                     .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
-                pay.status = if pay.status == "captured" {
-                    "refunded"
-                } else {
-                    "voided"
+                if matches!(pay.status.as_str(), "authorized" | "manual_review") {
+                    pay.status = "voided".into();
+                    st.put_payment(&pay).await?;
                 }
-                .into();
-                st.put_payment(&pay).await?;
                 Ok(json!({"payment_id": id, "status": pay.status}))
+            }
+            Kind::PaymentCapture => {
+                let id = s(out, "payment_id").unwrap_or("");
+                let mut pay = st
+                    .payment(t, id)
+                    .await?
+                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                pay.status = "refunded".into();
+                st.put_payment(&pay).await?;
+                if let Some(oid) = s(a, "order_id") {
+                    if let Some(mut o) = st.order(t, oid).await? {
+                        o.payment_status = "refunded".into();
+                        st.put_order(&o).await?;
+                    }
+                }
+                Ok(
+                    json!({"payment_id": id, "status": "refunded", "refunded_cents": pay.amount_cents}),
+                )
             }
             Kind::OrderCreate => {
                 let id = s(out, "order_id").unwrap_or("");
