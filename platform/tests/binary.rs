@@ -157,3 +157,46 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
         .await
         .is_err());
 }
+
+#[test]
+fn a_broken_workflow_stops_start_up_naming_file_and_node() {
+    let bin = env!("CARGO_BIN_EXE_platform");
+    let dir = std::env::temp_dir().join(format!("platform-bad-workflows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/workflows");
+    for entry in std::fs::read_dir(shipped).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let ok = Command::new(bin)
+        .arg("check")
+        .env("PLATFORM_WORKFLOWS_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let faq = std::fs::read_to_string(dir.join("faq.yaml")).unwrap();
+    std::fs::write(
+        dir.join("faq.yaml"),
+        faq.replace("type: condition", "type: decision"),
+    )
+    .unwrap();
+    for args in [vec!["check"], vec!["serve", "--addr", "127.0.0.1:0"]] {
+        let out = Command::new(bin)
+            .args(&args)
+            .env("PLATFORM_WORKFLOWS_DIR", &dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("faq.yaml: node `confidence`: unknown node type `decision`"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

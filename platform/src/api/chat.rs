@@ -105,6 +105,14 @@ pub async fn message(
     );
     rr.history = history;
     rr.tier_preference = opts.tier_preference;
+    publish(
+        &app,
+        &caller,
+        "agent.run.started",
+        None,
+        json!({"message_id": message_id, "tier": decision.tier}),
+    )
+    .await;
     let outcome = app.engine.run(&rr).await;
     let run_id = outcome.run.run_id;
     if outcome.failure.is_some() {

@@ -171,3 +171,43 @@ impl From<crate::kv::KvError> for ApiError {
         ApiError::new(Code::ServiceUnavailable, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_the_status_of_api_md() {
+        use Code::*;
+        let table = [
+            (AuthenticationRequired, 401),
+            (InvalidToken, 401),
+            (TokenExpired, 401),
+            (InvalidApiKey, 401),
+            (AuthorizationFailed, 403),
+            (TenantMismatch, 403),
+            (ToolNotAllowed, 403),
+            (NotFound, 404),
+            (WorkflowNotFound, 404),
+            (ValidationError, 400),
+            (MalformedJson, 400),
+            (InvalidRole, 400),
+            (DlpViolation, 400),
+            (PayloadTooLarge, 413),
+            (IdempotencyKeyReused, 422),
+            (RateLimitExceeded, 429),
+            (TenantQuotaExceeded, 429),
+            (WorkflowExecutionFailed, 500),
+            (InternalError, 500),
+            (ServiceUnavailable, 503),
+            (Timeout, 504),
+        ];
+        for (code, status) in table {
+            assert_eq!(code.status().as_u16(), status, "{code:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(TenantQuotaExceeded).unwrap(),
+            "TENANT_QUOTA_EXCEEDED"
+        );
+    }
+}

@@ -89,6 +89,8 @@ async fn request_context(State(app): State<AppState>, req: Request, next: Next) 
     let method = req.method().to_string();
     let timer = std::time::Instant::now();
     let mut resp = error::REQUEST_ID.scope(rid.clone(), next.run(req)).await;
+    let elapsed = timer.elapsed();
+    tracing::info!(request_id = %rid, %method, %route, status = resp.status().as_u16(), duration_ms = elapsed.as_millis() as u64, "request");
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -103,7 +105,7 @@ async fn request_context(State(app): State<AppState>, req: Request, next: Next) 
     app.metrics
         .http_duration
         .get_or_create(&RouteLabels { route })
-        .observe(timer.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     resp
 }
 

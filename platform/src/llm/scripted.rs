@@ -23,6 +23,9 @@ static COMPANY: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap()
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\+?\d[\d\s().-]{7,}\d").unwrap());
+static ASKED_TOOL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:run|call|execute|invoke|use)\s+([a-z]{2,}\.[a-z_]{3,})\b").unwrap()
+});
 static ROLE_PLAY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\byou are now\s+([^.!?\n]{1,60})").unwrap());
 
@@ -74,6 +77,7 @@ impl ScriptedLlm {
             "classify_intent" => self.classify(req.tier, last_user),
             "extract_lead" => extract_lead(last_user).to_string(),
             "answer_from_context" => self.answer_from_context(&req.system, last_user),
+            "use_tools" => use_tools(&req.system, last_user).to_string(),
             _ => self.general(last_user),
         }
     }
@@ -169,6 +173,30 @@ impl ScriptedLlm {
              ORD-1001), connect you with sales, or open a ticket with a human agent."
         )
     }
+}
+
+/// Tool calls for the tools offered in the system prompt (`TOOL name: ...` lines): an order number
+/// asks for `order.lookup`, a question for `kb.search`. Naive on purpose: a tool the user asks for by
+/// name ("run crm.create_lead") is called too, offered or not; the executor must refuse it.
+fn use_tools(system: &str, text: &str) -> Value {
+    let offered: Vec<&str> = system
+        .lines()
+        .filter_map(|l| l.strip_prefix("TOOL "))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    let mut calls = vec![];
+    if let (true, Some(id)) = (offered.contains(&"order.lookup"), ORDER_ID.find(text)) {
+        calls.push(
+            json!({"name": "order.lookup", "arguments": {"order_id": id.as_str().to_uppercase()}}),
+        );
+    }
+    if offered.contains(&"kb.search") && text.contains('?') {
+        calls.push(json!({"name": "kb.search", "arguments": {"query": text}}));
+    }
+    for c in ASKED_TOOL.captures_iter(text) {
+        calls.push(json!({"name": &c[1], "arguments": {}}));
+    }
+    json!({"tool_calls": calls})
 }
 
 fn extract_lead(text: &str) -> Value {
@@ -282,6 +310,24 @@ mod tests {
             false,
         ));
         assert!(a.contains("CANARY-123"));
+    }
+
+    #[test]
+    fn emits_tool_calls_as_json_including_ones_it_was_not_offered() {
+        let system = "TASK: use_tools\nTOOL order.lookup: find an order\nTOOL kb.search: search";
+        let v = use_tools(system, "Is ORD-1001 late? Also run crm.create_lead please");
+        let names: Vec<_> = v["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["order.lookup", "kb.search", "crm.create_lead"]);
+        assert_eq!(v["tool_calls"][0]["arguments"]["order_id"], "ORD-1001");
+        assert_eq!(
+            use_tools("TASK: use_tools", "hello")["tool_calls"],
+            json!([])
+        );
     }
 
     #[test]

@@ -379,7 +379,17 @@ impl<'a> Exec<'a> {
             &self.ctx,
         );
         let prompt = expr::render_text(node.prompt.as_deref().unwrap_or(""), &self.ctx);
-        let system = format!("TASK: {task}\n{}\n{prompt}", self.req.tenant.system_prompt);
+        let mut system = format!("TASK: {task}\n{}\n{prompt}", self.req.tenant.system_prompt);
+        for t in node.tools.iter().flatten() {
+            if let Some(m) = self.e.tools.manifest(t) {
+                system.push_str(&format!(
+                    "\nTOOL {}: {} {}",
+                    m.name,
+                    m.description,
+                    m.json_schema()
+                ));
+            }
+        }
         let mut turns = if node.history {
             self.req.history.clone()
         } else {
@@ -389,14 +399,18 @@ impl<'a> Exec<'a> {
             role: TurnRole::User,
             content: user.clone(),
         });
-        let keys: Vec<&str> = node
+        let mut keys: Vec<&str> = node
             .json_keys
             .iter()
             .flatten()
             .map(String::as_str)
             .collect();
-        let json_mode = node.json_keys.is_some();
-        let features = Features::of(&user, self.req.history.len(), json_mode);
+        if node.tools.is_some() {
+            keys.push("tool_calls");
+        }
+        let json_mode = node.json_keys.is_some() || node.tools.is_some();
+        let features = Features::of(&user, self.req.history.len(), json_mode)
+            .with_intent(self.ctx["intent"]["intent"].as_str());
         let decision = self.e.router.decide(
             self.req.tenant.id.as_str(),
             &format!("{}:{sid}", self.run.run_id),
@@ -470,6 +484,11 @@ impl<'a> Exec<'a> {
                 match early_exit(&resp.text, &keys) {
                     Ok(v) => {
                         self.record(s)?;
+                        let v = if node.tools.is_some() {
+                            self.model_tool_calls(node, sid, &v).await?
+                        } else {
+                            v
+                        };
                         if let Some(k) = &node.output {
                             self.ctx[k.as_str()] = v;
                         }
@@ -508,7 +527,7 @@ impl<'a> Exec<'a> {
         }
     }
 
-    /// A tool call: written ahead, called through the registry, recorded for compensation.
+    /// A tool node: parameters rendered from the context, then [`Exec::invoke`].
     async fn tool(&mut self, node: &Node, sid: &str) -> Result<Option<String>, RunFailure> {
         let name = node.tool.clone().unwrap_or_default();
         let params = expr::render(&Value::Object(node.params.clone()), &self.ctx);
@@ -519,76 +538,16 @@ impl<'a> Exec<'a> {
             }
             other => other,
         };
-        let call_id = self.e.ids.uuid();
-        self.publish(
-            "tool.call.requested",
-            json!({"call_id": call_id, "step_id": sid, "tool": name, "params": params}),
-        )
-        .await;
-        let started = self.e.clock.now();
-        let result = if self
-            .e
-            .catalog
-            .tool_denied(self.req.tenant.id.as_str(), &name)
-        {
-            Err(ToolError::NotAllowed(name.clone()))
-        } else {
-            self.e.tools.call(&name, &self.tctx, &params).await
-        };
-        let mut s = self.step(sid, "tool");
-        s.tool = Some(name.clone());
-        s.duration_ms = self.ms_since(started);
-        s.input_summary = summary(&params);
-        match result {
-            Ok((out, attempts)) => {
-                self.e
-                    .metrics
-                    .tool_calls
-                    .get_or_create(&ToolLabels {
-                        tool: name.clone(),
-                        outcome: "succeeded".into(),
-                    })
-                    .inc();
-                self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "output": out})).await;
-                s.output_summary = summary(&out);
-                let side_effect = self.e.tools.manifest(&name).is_some_and(|m| m.side_effect);
-                if self
-                    .e
-                    .tools
-                    .manifest(&name)
-                    .is_some_and(|m| m.compensation.is_some())
-                {
-                    self.stack.push(Compensable {
-                        step_id: sid.to_string(),
-                        tool: name.clone(),
-                        params,
-                        output: out.clone(),
-                    });
-                }
+        match self.invoke(sid, &name, params).await? {
+            Ok(out) => {
                 if let Some(k) = &node.output {
                     self.ctx[k.as_str()] = out;
-                }
-                self.record(s)?;
-                if side_effect {
-                    self.persist().await;
                 }
                 Ok(None)
             }
             Err(err) => {
-                self.e
-                    .metrics
-                    .tool_calls
-                    .get_or_create(&ToolLabels {
-                        tool: name.clone(),
-                        outcome: "failed".into(),
-                    })
-                    .inc();
-                self.publish("tool.call.failed", json!({"call_id": call_id, "step_id": sid, "tool": name, "error": err.to_string()})).await;
-                s.status = "failed".into();
-                s.error = Some(err.to_string());
                 self.ctx["error"] = json!({"step_id": sid, "tool": name, "message": err.to_string(),
                     "code": match &err { ToolError::Rejected { code, .. } => code.clone(), _ => "tool_failed".into() }});
-                self.record(s)?;
                 if let Some(t) = &node.on_error {
                     return Ok(Some(t.clone()));
                 }
@@ -599,6 +558,112 @@ impl<'a> Exec<'a> {
                 })
             }
         }
+    }
+
+    /// One tool call, the only way the executor calls a tool: the tenant's deny-list, a write-ahead
+    /// `tool.call.requested`, the registry (validation, timeout, retries), the outcome event, the
+    /// step record, and the compensation stack. The outer error is a budget stop; the inner one is
+    /// the tool's own failure, already recorded.
+    async fn invoke(
+        &mut self,
+        sid: &str,
+        name: &str,
+        params: Value,
+    ) -> Result<Result<Value, ToolError>, RunFailure> {
+        let call_id = self.e.ids.uuid();
+        self.publish(
+            "tool.call.requested",
+            json!({"call_id": call_id, "step_id": sid, "tool": name, "params": params}),
+        )
+        .await;
+        let started = self.e.clock.now();
+        let result = if self
+            .e
+            .catalog
+            .tool_denied(self.req.tenant.id.as_str(), name)
+        {
+            Err(ToolError::NotAllowed(name.to_string()))
+        } else {
+            self.e.tools.call(name, &self.tctx, &params).await
+        };
+        let mut s = self.step(sid, "tool");
+        s.tool = Some(name.to_string());
+        s.duration_ms = self.ms_since(started);
+        s.input_summary = summary(&params);
+        let outcome = if result.is_ok() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        self.e
+            .metrics
+            .tool_calls
+            .get_or_create(&ToolLabels {
+                tool: name.to_string(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        match result {
+            Ok((out, attempts)) => {
+                self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "output": out})).await;
+                s.output_summary = summary(&out);
+                let manifest = self.e.tools.manifest(name);
+                let side_effect = manifest.is_some_and(|m| m.side_effect);
+                if manifest.is_some_and(|m| m.compensation.is_some()) {
+                    self.stack.push(Compensable {
+                        step_id: sid.to_string(),
+                        tool: name.to_string(),
+                        params,
+                        output: out.clone(),
+                    });
+                }
+                self.record(s)?;
+                if side_effect {
+                    self.persist().await;
+                }
+                Ok(Ok(out))
+            }
+            Err(err) => {
+                self.publish("tool.call.failed", json!({"call_id": call_id, "step_id": sid, "tool": name, "error": err.to_string()})).await;
+                s.status = "failed".into();
+                s.error = Some(err.to_string());
+                self.record(s)?;
+                Ok(Err(err))
+            }
+        }
+    }
+
+    /// Runs the tool calls a model asked for: offered tools through [`Exec::invoke`], anything else
+    /// refused without being called. Failures are reported back in the output, not fatal.
+    async fn model_tool_calls(
+        &mut self,
+        node: &Node,
+        sid: &str,
+        answer: &Value,
+    ) -> Result<Value, RunFailure> {
+        let offered = node.tools.clone().unwrap_or_default();
+        let calls = answer["tool_calls"].as_array().cloned().unwrap_or_default();
+        let mut results = vec![];
+        for (i, call) in calls.iter().enumerate() {
+            let name = call["name"].as_str().unwrap_or("").to_string();
+            let args = call.get("arguments").cloned().unwrap_or_else(|| json!({}));
+            let call_sid = format!("{sid}#{i}");
+            if !offered.contains(&name) {
+                let mut s = self.step(&call_sid, "tool");
+                s.tool = Some(name.clone());
+                s.status = "refused".into();
+                s.error = Some("the model asked for a tool this node does not offer".into());
+                s.input_summary = summary(&args);
+                self.record(s)?;
+                results.push(json!({"name": name, "refused": true}));
+                continue;
+            }
+            match self.invoke(&call_sid, &name, args).await? {
+                Ok(out) => results.push(json!({"name": name, "result": out})),
+                Err(e) => results.push(json!({"name": name, "error": e.to_string()})),
+            }
+        }
+        Ok(json!({"calls": results}))
     }
 
     /// Ends the run: compensation on failure, final status, events, persistence and metrics.
@@ -702,5 +767,179 @@ impl<'a> Exec<'a> {
                 "manual_intervention": true});
             self.publish("dlq.workflow.compensated", data).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::memory::MemoryBus;
+    use crate::clock::ManualClock;
+    use crate::domain::TenantId;
+    use crate::llm::scripted::ScriptedLlm;
+    use crate::store::memory::MemoryStore;
+    use std::collections::BTreeMap;
+
+    async fn engine(workflows: &[(&str, &str)], seed: u64) -> Engine {
+        let cfg = Arc::new(Config {
+            retry_base_ms: 1,
+            retry_cap_ms: 2,
+            seed,
+            ..Config::default()
+        });
+        let tools = Arc::new(Registry::builtin(&cfg));
+        let files: Vec<(String, String)> = workflows
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        let catalog = if files.is_empty() {
+            Catalog::load(None, &tools).unwrap()
+        } else {
+            Catalog::from_sources(&files, &[], &tools).unwrap()
+        };
+        let store = Arc::new(MemoryStore::default());
+        crate::demo::seed(store.as_ref(), seed).await.unwrap();
+        Engine {
+            catalog,
+            tools,
+            llm: Arc::new(ScriptedLlm::new(seed)),
+            router: Router::new(seed, BTreeMap::new()),
+            store,
+            bus: Arc::new(MemoryBus::new("t")),
+            clock: Arc::new(ManualClock::at_epoch()),
+            ids: Arc::new(Ids::seeded(seed)),
+            cfg,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    async fn request(e: &Engine, workflow: &str, message: &str) -> RunRequest {
+        let tenant = e
+            .store
+            .tenant(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        RunRequest {
+            tenant,
+            user_id: "bob".into(),
+            role: Role::User,
+            workflow_id: workflow.into(),
+            input: json!({"message": message}),
+            preset: Default::default(),
+            history: vec![],
+            tier_preference: None,
+            compensation_enabled: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loop_stops_at_its_guard_and_compensates_what_it_did() {
+        let wf = "id: w\nversion: '1'\nnodes:\n  - {id: start, type: start}\n  - {id: send, type: tool, tool: email.send, params: {template: t}, output: m, max_visits: 3}\n  - {id: again, type: condition}\n  - {id: end, type: end}\nedges:\n  - {from: start, to: send}\n  - {from: send, to: again}\n  - {from: again, to: end, when: \"m.message_id == 'never'\"}\n  - {from: again, to: send}\n";
+        let e = engine(&[("w.yaml", wf)], 1).await;
+        let o = e.run(&request(&e, "w", "").await).await;
+        assert_eq!(
+            o.failure,
+            Some(RunFailure::Budget(
+                "node `send` visited more than 3 times".into()
+            ))
+        );
+        assert_eq!(o.run.status, "compensated");
+        assert_eq!(o.run.compensation.len(), 3);
+        let outbox = e
+            .store
+            .outbox(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(outbox.len(), 3);
+        assert!(outbox.iter().all(|m| m.status == "cancelled"));
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_changes_nothing_is_cut_for_no_progress() {
+        let wf = "id: w\nversion: '1'\nnodes:\n  - {id: start, type: start}\n  - {id: a, type: condition, max_visits: 100}\n  - {id: b, type: condition}\n  - {id: end, type: end}\nedges:\n  - {from: start, to: a}\n  - {from: a, to: end, when: missing}\n  - {from: a, to: b}\n  - {from: b, to: a}\n";
+        let e = engine(&[("w.yaml", wf)], 1).await;
+        let o = e.run(&request(&e, "w", "").await).await;
+        match o.failure {
+            Some(RunFailure::Budget(m)) => assert!(m.starts_with("no progress: node `a`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(o.run.status, "failed");
+    }
+
+    #[tokio::test]
+    async fn the_step_budget_ends_a_long_run() {
+        let wf = "id: w\nversion: '1'\nlimits: {max_steps: 3}\nnodes:\n  - {id: start, type: start}\n  - {id: a, type: condition}\n  - {id: b, type: condition}\n  - {id: c, type: condition}\n  - {id: end, type: end}\nedges:\n  - {from: start, to: a}\n  - {from: a, to: b}\n  - {from: b, to: c}\n  - {from: c, to: end}\n";
+        let e = engine(&[("w.yaml", wf)], 1).await;
+        let o = e.run(&request(&e, "w", "").await).await;
+        assert_eq!(
+            o.failure,
+            Some(RunFailure::Budget("more than 3 steps".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn model_tool_calls_run_only_the_offered_tools() {
+        let wf = "id: w\nversion: '1'\nnodes:\n  - {id: start, type: start}\n  - {id: plan, type: agent, task: use_tools, tools: [order.lookup], output: calls}\n  - {id: end, type: end, result: {calls: '{{calls.calls}}'}}\nedges:\n  - {from: start, to: plan}\n  - {from: plan, to: end}\n";
+        let e = engine(&[("w.yaml", wf)], 1).await;
+        let o = e
+            .run(
+                &request(
+                    &e,
+                    "w",
+                    "Where is ORD-1001? Also run crm.create_lead for me",
+                )
+                .await,
+            )
+            .await;
+        assert_eq!(o.failure, None, "{:?}", o.run.errors);
+        let calls = o.output["calls"].as_array().unwrap();
+        assert_eq!(calls[0]["name"], "order.lookup");
+        assert_eq!(calls[0]["result"]["status"], "shipped");
+        assert_eq!(
+            calls[1],
+            json!({"name": "crm.create_lead", "refused": true})
+        );
+        let refused = o.run.steps.iter().find(|s| s.step_id == "plan#1").unwrap();
+        assert_eq!(
+            (refused.status.as_str(), refused.tool.as_deref()),
+            ("refused", Some("crm.create_lead"))
+        );
+        // Refused means never called: no write-ahead event, no lead.
+        let called: Vec<_> = o
+            .run
+            .events
+            .iter()
+            .filter(|e| *e == "tool.call.requested")
+            .collect();
+        assert_eq!(called.len(), 1);
+        assert!(e
+            .store
+            .leads_by_email(&TenantId::parse("acme").unwrap(), "")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_gives_the_same_run() {
+        let mut runs = vec![];
+        for _ in 0..2 {
+            let e = engine(&[], 7).await;
+            let o = e
+                .run(&request(&e, "customer_support", "What is your return policy?").await)
+                .await;
+            runs.push((
+                o.run.run_id,
+                serde_json::to_string(&o.run.steps).unwrap(),
+                o.output.clone(),
+            ));
+        }
+        assert_eq!(runs[0], runs[1]);
+        let e = engine(&[], 8).await;
+        let other = e
+            .run(&request(&e, "customer_support", "What is your return policy?").await)
+            .await;
+        assert_ne!(other.run.run_id, runs[0].0);
     }
 }

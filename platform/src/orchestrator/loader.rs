@@ -309,7 +309,16 @@ pub fn validate(
                     }
                 }
             }
-            "agent" if n.task.is_none() => return Err(err(file, at, "an agent node needs `task`")),
+            "agent" => {
+                if n.task.is_none() {
+                    return Err(err(file, at, "an agent node needs `task`"));
+                }
+                for t in n.tools.iter().flatten() {
+                    if tools.manifest(t).is_none() {
+                        return Err(err(file, at, format!("offers unknown tool `{t}`")));
+                    }
+                }
+            }
             "sub_workflow" => {
                 let w = n
                     .workflow

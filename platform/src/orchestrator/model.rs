@@ -54,6 +54,9 @@ pub struct Node {
     /// agent: the answer must be strict JSON with these keys (early exit escalates otherwise).
     #[serde(default)]
     pub json_keys: Option<Vec<String>>,
+    /// agent: tools offered to the model; it answers `{"tool_calls": [{name, arguments}]}` and the
+    /// executor runs the offered ones (others are refused, never called).
+    pub tools: Option<Vec<String>>,
     /// agent: a fixed tier instead of the router's choice.
     pub tier: Option<Tier>,
     /// agent: include the conversation history.

@@ -55,6 +55,8 @@ pub struct Features {
     pub format_strictness: f64,
     /// Earlier turns in the conversation.
     pub history_turns: usize,
+    /// The classified intent, once known (later steps of a run route with it).
+    pub intent: Option<String>,
 }
 
 impl Features {
@@ -75,7 +77,14 @@ impl Features {
             reasoning: REASONING_MARKERS.iter().any(|m| lower.contains(m)),
             format_strictness: if json_required { 1.0 } else { 0.0 },
             history_turns,
+            intent: None,
         }
+    }
+
+    /// The same features with the classified intent.
+    pub fn with_intent(mut self, intent: Option<&str>) -> Self {
+        self.intent = intent.map(str::to_string);
+        self
     }
 
     /// Complexity in [0, 1]: length, entities, reasoning markers and history, weighted.
@@ -84,7 +93,14 @@ impl Features {
         let ent = (self.entity_count as f64 / 4.0).min(1.0) * 0.15;
         let reason = if self.reasoning { 0.25 } else { 0.0 };
         let hist = (self.history_turns as f64 / 10.0).min(1.0) * 0.15;
-        len + ent + reason + hist
+        // Escalations and sales conversations need more care than lookups and FAQ answers.
+        let intent = match self.intent.as_deref() {
+            Some("escalation") => 0.2,
+            Some("lead") => 0.1,
+            Some("general") => 0.05,
+            _ => 0.0,
+        };
+        len + ent + reason + hist + intent
     }
 }
 
@@ -228,6 +244,16 @@ mod tests {
         assert_eq!(d.tier, Tier::Llm);
         assert_eq!(d.fallback_tier, None);
         assert!(d.expected_cost_usd > cost_usd(Tier::SlmA, 1000));
+    }
+
+    #[test]
+    fn intent_moves_the_decision() {
+        let r = Router::new(1, BTreeMap::new());
+        let text = "I need to talk to someone about the Berlin office delivery problem we had";
+        let faq = Features::of(text, 3, false).with_intent(Some("faq"));
+        let esc = Features::of(text, 3, false).with_intent(Some("escalation"));
+        assert!(esc.complexity() > faq.complexity());
+        assert!(r.decide("acme", "k", &esc, None).tier > r.decide("acme", "k", &faq, None).tier);
     }
 
     #[test]
