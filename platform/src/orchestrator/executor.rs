@@ -481,7 +481,11 @@ impl<'a> Exec<'a> {
             s.output_summary = summary(&json!(resp.text));
             self.tier_used = Some(tier);
             if json_mode {
-                match early_exit(&resp.text, &keys) {
+                let verdict = early_exit(&resp.text, &keys);
+                self.e
+                    .router
+                    .record_early_exit(self.req.tenant.id.as_str(), tier, verdict.is_ok());
+                match verdict {
                     Ok(v) => {
                         self.record(s)?;
                         let v = if node.tools.is_some() {
@@ -876,6 +880,18 @@ mod tests {
             o.failure,
             Some(RunFailure::Budget("more than 3 steps".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn the_cost_budget_ends_a_run_that_would_spend_more() {
+        let wf = "id: w\nversion: '1'\nlimits: {max_cost_usd: 0.000001}\nnodes:\n  - {id: start, type: start}\n  - {id: answer, type: agent, task: general, tier: LLM, output: a}\n  - {id: end, type: end}\nedges:\n  - {from: start, to: answer}\n  - {from: answer, to: end}\n";
+        let e = engine(&[("w.yaml", wf)], 1).await;
+        let o = e.run(&request(&e, "w", "hello").await).await;
+        match o.failure {
+            Some(RunFailure::Budget(m)) => assert!(m.starts_with("cost $"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(o.run.cost_usd > 0.000001);
     }
 
     #[tokio::test]

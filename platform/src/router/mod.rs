@@ -7,7 +7,8 @@ use crate::clock::unit_draw;
 use crate::domain::Tier;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Price per 1k tokens (USD) and expected latency (ms) of each tier, fixed so cost caps are assertable.
 pub const PRICES: [(Tier, f64, u64); 3] = [
@@ -131,7 +132,20 @@ pub struct Router {
     stable: Thresholds,
     canary: Thresholds,
     canary_share: BTreeMap<String, f64>,
+    /// Per tenant: recent strict-JSON outcomes of the cheapest tier (the tenant's history).
+    history: Arc<Mutex<HashMap<String, Outcomes>>>,
 }
+
+/// Early-exit outcomes in a sliding window (halved when it fills, so old results fade).
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcomes {
+    passed: u32,
+    failed: u32,
+}
+
+/// Samples needed before a tenant's history moves a decision, and the window that halves them.
+const HISTORY_MIN: u32 = 4;
+const HISTORY_WINDOW: u32 = 20;
 
 impl Router {
     pub fn new(seed: u64, canary_share: BTreeMap<String, f64>) -> Self {
@@ -146,7 +160,36 @@ impl Router {
                 slm_b: 0.5,
             },
             canary_share,
+            history: Arc::default(),
         }
+    }
+
+    /// Feedback from the executor: whether a strict-JSON answer of `tier` passed early exit.
+    /// Only the cheapest tier is tracked: it is the one strict tasks start at.
+    pub fn record_early_exit(&self, tenant: &str, tier: Tier, passed: bool) {
+        if tier != Tier::SlmA {
+            return;
+        }
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let o = h.entry(tenant.to_string()).or_default();
+        if passed {
+            o.passed += 1;
+        } else {
+            o.failed += 1;
+        }
+        if o.passed + o.failed >= HISTORY_WINDOW {
+            o.passed /= 2;
+            o.failed /= 2;
+        }
+    }
+
+    /// The share of the tenant's recent SLM_A strict-JSON answers that failed early exit, once there
+    /// are enough of them to mean something.
+    pub fn slm_a_failure_rate(&self, tenant: &str) -> Option<f64> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let o = h.get(tenant)?;
+        let n = o.passed + o.failed;
+        (n >= HISTORY_MIN).then(|| f64::from(o.failed) / f64::from(n))
     }
 
     /// Decides the tier for one request. `request_key` makes the canary draw reproducible.
@@ -174,9 +217,21 @@ impl Router {
             reasons.push("reasoning requested".into());
         }
         if f.format_strictness > 0.0 {
-            tier = Tier::SlmA;
-            reasons
-                .push("strict JSON: cheapest tier first, escalate if it does not validate".into());
+            match self.slm_a_failure_rate(tenant) {
+                Some(rate) if rate >= 0.5 => {
+                    tier = Tier::SlmB;
+                    reasons.push(format!(
+                        "strict JSON: SLM_A failed early exit for {:.0}% of this tenant's recent answers, start at SLM_B",
+                        rate * 100.0
+                    ));
+                }
+                _ => {
+                    tier = Tier::SlmA;
+                    reasons.push(
+                        "strict JSON: cheapest tier first, escalate if it does not validate".into(),
+                    );
+                }
+            }
         }
         if let Some(p) = preference {
             tier = p;
@@ -279,6 +334,42 @@ mod tests {
             Router::new(7, r.canary_share.clone()).decide("acme", "3", &f, None)
         );
         assert!(!r.decide("globex", "3", &f, None).canary);
+    }
+
+    #[test]
+    fn a_tenant_whose_cheap_answers_keep_failing_starts_strict_tasks_higher() {
+        let r = Router::new(1, BTreeMap::new());
+        let strict = Features::of("classify this", 0, true);
+        for _ in 0..3 {
+            r.record_early_exit("acme", Tier::SlmA, false);
+        }
+        assert_eq!(
+            r.decide("acme", "k", &strict, None).tier,
+            Tier::SlmA,
+            "too few samples"
+        );
+        r.record_early_exit("acme", Tier::SlmA, false);
+        r.record_early_exit("acme", Tier::SlmB, false);
+        let d = r.decide("acme", "k", &strict, None);
+        assert_eq!(d.tier, Tier::SlmB);
+        assert!(
+            d.reasons.iter().any(|x| x.contains("100%")),
+            "{:?}",
+            d.reasons
+        );
+        assert_eq!(
+            r.decide("globex", "k", &strict, None).tier,
+            Tier::SlmA,
+            "history is per tenant"
+        );
+        for _ in 0..6 {
+            r.record_early_exit("acme", Tier::SlmA, true);
+        }
+        assert_eq!(
+            r.decide("acme", "k", &strict, None).tier,
+            Tier::SlmA,
+            "recovers as answers pass"
+        );
     }
 
     #[test]

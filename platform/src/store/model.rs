@@ -16,8 +16,6 @@ pub struct Tenant {
     /// The tenant's assistant instructions. They carry a canary secret that must never leave the
     /// platform (the guard issue enforces that; the scripted model is naive on purpose).
     pub system_prompt: String,
-    /// Workflows this tenant's overlay disabled.
-    pub disabled_workflows: Vec<String>,
 }
 
 /// A person who logs in with email and password.
