@@ -36,6 +36,9 @@ pub struct Config {
     /// Retry backoff of tool calls and compensations: base and cap in milliseconds.
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
+    /// Timeout of one model call and how many times a failed call is retried.
+    pub model_timeout_ms: u64,
+    pub model_retries: u32,
     /// How long idempotency records are kept, and how long a duplicate waits for the first request.
     pub idempotency_ttl_secs: i64,
     pub idempotency_wait_ms: u64,
@@ -140,6 +143,8 @@ impl Default for Config {
             declined_card_tokens: vec!["tok_declined".into()],
             retry_base_ms: 100,
             retry_cap_ms: 2_000,
+            model_timeout_ms: 10_000,
+            model_retries: 1,
             idempotency_ttl_secs: 3600,
             idempotency_wait_ms: 5_000,
             run_budget: RunBudget::default(),

@@ -93,8 +93,6 @@ pub struct RunOutcome {
     pub output: Value,
     /// The tier of the last model call.
     pub tier_used: Option<Tier>,
-    /// The streamed pieces of the last model answer.
-    pub chunks: Vec<String>,
     pub failure: Option<RunFailure>,
 }
 
@@ -120,7 +118,6 @@ struct Exec<'a> {
     run: Run,
     stack: Vec<Compensable>,
     tier_used: Option<Tier>,
-    chunks: Vec<String>,
     visits: HashMap<String, u32>,
     seen: HashSet<(String, u64)>,
     max_steps: u32,
@@ -166,7 +163,6 @@ impl Engine {
                 run,
                 output: json!({}),
                 tier_used: None,
-                chunks: vec![],
                 failure: Some(RunFailure::NotFound(req.workflow_id.clone())),
             };
         };
@@ -194,7 +190,6 @@ impl Engine {
             run,
             stack: vec![],
             tier_used: None,
-            chunks: vec![],
             visits: HashMap::new(),
             seen: HashSet::new(),
             max_steps: wf.limits.max_steps.unwrap_or(b.max_steps),
@@ -419,8 +414,8 @@ impl<'a> Exec<'a> {
         );
         let mut tier = decision.tier;
         let policy = Policy {
-            timeout: Duration::from_millis(10_000),
-            max_retries: 1,
+            timeout: Duration::from_millis(self.e.cfg.model_timeout_ms),
+            max_retries: self.e.cfg.model_retries,
             base: Duration::from_millis(self.e.cfg.retry_base_ms),
             cap: Duration::from_millis(self.e.cfg.retry_cap_ms),
             jitter: 0.1,
@@ -522,7 +517,6 @@ impl<'a> Exec<'a> {
                 }
             }
             self.record(s)?;
-            self.chunks = resp.chunks.clone();
             if let Some(k) = &node.output {
                 self.ctx[k.as_str()] =
                     json!({"text": resp.text, "tier": tier, "confidence": decision.confidence});
@@ -720,7 +714,6 @@ impl<'a> Exec<'a> {
             run: self.run,
             output,
             tier_used: self.tier_used,
-            chunks: self.chunks,
             failure,
         }
     }
