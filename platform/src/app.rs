@@ -106,6 +106,28 @@ impl App {
         }))
     }
 
+    /// Publishes an event outside a workflow run (the engine publishes its own). A publish failure
+    /// is logged, not returned: the request it describes has already happened.
+    pub async fn publish(
+        &self,
+        tenant: &crate::domain::TenantId,
+        event_type: &str,
+        run_id: Option<uuid::Uuid>,
+        data: serde_json::Value,
+    ) {
+        let ev = crate::bus::Event {
+            event_id: self.ids.uuid(),
+            event_type: event_type.to_string(),
+            tenant_id: tenant.clone(),
+            run_id,
+            occurred_at: self.clock.now(),
+            data,
+        };
+        if let Err(err) = self.bus.publish(&ev).await {
+            tracing::error!(%err, event_type, "could not publish event");
+        }
+    }
+
     /// The axum router of every route.
     pub fn router(self: &Arc<Self>) -> axum::Router {
         crate::api::router(self.clone())

@@ -6,7 +6,6 @@
 use super::error::{ApiError, Code};
 use super::extract::Caller;
 use crate::app::{App, AppState};
-use crate::bus::Event;
 use crate::config::Config;
 use crate::domain::{Role, TenantId};
 use crate::store::model::AuditEntry;
@@ -345,17 +344,13 @@ pub async fn gate(
         set_header(&mut resp, "x-ratelimit-reset", d.reset_secs);
     }
     if resp.status().is_success() {
-        let ev = Event {
-            event_id: app.ids.uuid(),
-            event_type: "usage.metered".into(),
-            tenant_id: tenant,
-            run_id: None,
-            occurred_at: now,
-            data: serde_json::json!({"requests": 1, "tokens": 0, "tool_calls": 0, "cost_usd": 0.0}),
-        };
-        if let Err(err) = app.bus.publish(&ev).await {
-            tracing::error!(%err, "could not publish usage event");
-        }
+        app.publish(
+            &tenant,
+            "usage.metered",
+            None,
+            serde_json::json!({"requests": 1, "tokens": 0, "tool_calls": 0, "cost_usd": 0.0}),
+        )
+        .await;
     }
     Ok(resp)
 }

@@ -6,8 +6,7 @@ use super::dto::*;
 use super::error::{ApiError, Code};
 use super::extract::{Caller, StrictJson};
 use super::{run_error, run_request, validate};
-use crate::app::{App, AppState};
-use crate::bus::Event;
+use crate::app::AppState;
 use crate::llm::Turn;
 use crate::router::Features;
 use axum::extract::State;
@@ -17,26 +16,6 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 
 const MAX_HISTORY: usize = 50;
-
-async fn publish(
-    app: &App,
-    caller: &Caller,
-    event_type: &str,
-    run_id: Option<uuid::Uuid>,
-    data: Value,
-) {
-    let ev = Event {
-        event_id: app.ids.uuid(),
-        event_type: event_type.into(),
-        tenant_id: caller.tenant.id.clone(),
-        run_id,
-        occurred_at: app.clock.now(),
-        data,
-    };
-    if let Err(err) = app.bus.publish(&ev).await {
-        tracing::error!(%err, event_type, "could not publish");
-    }
-}
 
 #[utoipa::path(post, path = "/api/v1/chat/message", request_body = ChatRequest,
     responses((status = 200, body = ChatResponse, description = "The answer, or an SSE stream when options.stream is true"),
@@ -96,7 +75,7 @@ pub async fn message(
         &Features::of(&req.message.content, history.len(), false),
         opts.tier_preference,
     );
-    publish(&app, &caller, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
+    app.publish(&caller.tenant.id, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
     let mut rr = run_request(
         &caller,
         &workflow,
@@ -105,9 +84,8 @@ pub async fn message(
     );
     rr.history = history;
     rr.tier_preference = opts.tier_preference;
-    publish(
-        &app,
-        &caller,
+    app.publish(
+        &caller.tenant.id,
         "agent.run.started",
         None,
         json!({"message_id": message_id, "tier": decision.tier}),
@@ -116,9 +94,8 @@ pub async fn message(
     let outcome = app.engine.run(&rr).await;
     let run_id = outcome.run.run_id;
     if outcome.failure.is_some() {
-        publish(
-            &app,
-            &caller,
+        app.publish(
+            &caller.tenant.id,
             "agent.run.failed",
             Some(run_id),
             json!({"message_id": message_id, "status": outcome.run.status}),
@@ -154,9 +131,8 @@ pub async fn message(
             steps_executed: outcome.run.steps.iter().map(StepView::from).collect(),
         },
     };
-    publish(
-        &app,
-        &caller,
+    app.publish(
+        &caller.tenant.id,
         "agent.run.completed",
         Some(run_id),
         json!({"message_id": message_id, "tier": response.response.metadata.tier_used,

@@ -5,8 +5,7 @@ use super::dto::*;
 use super::error::ApiError;
 use super::extract::{Caller, StrictJson};
 use super::{idempotency, validate};
-use crate::app::{App, AppState};
-use crate::bus::Event;
+use crate::app::AppState;
 use crate::domain::{Role, Tier};
 use crate::llm::{LlmRequest, Turn, TurnRole};
 use crate::router::cost_usd;
@@ -16,21 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use chrono::Duration;
-use serde_json::{json, Value};
-
-async fn publish(app: &App, caller: &Caller, event_type: &str, data: Value) {
-    let ev = Event {
-        event_id: app.ids.uuid(),
-        event_type: event_type.into(),
-        tenant_id: caller.tenant.id.clone(),
-        run_id: None,
-        occurred_at: app.clock.now(),
-        data,
-    };
-    if let Err(err) = app.bus.publish(&ev).await {
-        tracing::error!(%err, event_type, "could not publish");
-    }
-}
+use serde_json::json;
 
 fn view(d: &Document) -> DocumentView {
     DocumentView {
@@ -70,10 +55,10 @@ pub async fn create_document(
                 .map(|s| app.clock.now() + Duration::seconds(s as i64)),
         };
         app.store.put_document(&d).await?;
-        publish(
-            &app,
-            &caller,
+        app.publish(
+            &caller.tenant.id,
             "rag.document.ingested",
+            None,
             json!({"document_id": d.document_id, "level": d.level}),
         )
         .await;
@@ -112,10 +97,10 @@ pub async fn patch_document(
         d.roles = Some(r).filter(|r| !r.is_empty());
     }
     app.store.put_document(&d).await?;
-    publish(
-        &app,
-        &caller,
+    app.publish(
+        &caller.tenant.id,
         "rag.document.changed",
+        None,
         json!({"document_id": d.document_id, "level": d.level, "roles": d.roles}),
     )
     .await;
@@ -162,7 +147,7 @@ pub async fn query(
                 ApiError::new(super::error::Code::ServiceUnavailable, e.to_string())
             })?;
         let tokens = resp.usage.total();
-        publish(&app, &caller, "usage.metered", json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;
+        app.publish(&caller.tenant.id, "usage.metered", None, json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;
         resp.text
     };
     Ok(Json(RagAnswer {
