@@ -3,7 +3,9 @@
 //! Compensation timeouts and retries follow DESIGN.md's saga table.
 
 use super::{Compensation, Manifest, Param, ParamKind, Tool, ToolCtx, ToolError};
+use crate::domain::TenantId;
 use crate::store::model::*;
+use crate::store::Store;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -282,6 +284,36 @@ fn rejected(code: &str, message: impl Into<String>) -> ToolError {
     }
 }
 
+/// The tenant's payment `id`, or a `not_found` rejection.
+async fn payment_of(st: &dyn Store, t: &TenantId, id: &str) -> Result<Payment, ToolError> {
+    st.payment(t, id)
+        .await?
+        .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))
+}
+
+/// The tenant's order `id`, or an `order_not_found` rejection.
+async fn order_of(st: &dyn Store, t: &TenantId, id: &str) -> Result<Order, ToolError> {
+    st.order(t, id)
+        .await?
+        .ok_or_else(|| rejected("order_not_found", format!("order {id} not found")))
+}
+
+/// Mirrors a payment's new status on its order, when the call names one.
+async fn mirror_on_order(
+    st: &dyn Store,
+    t: &TenantId,
+    order_id: Option<&str>,
+    status: &str,
+) -> Result<(), ToolError> {
+    if let Some(oid) = order_id {
+        if let Some(mut o) = st.order(t, oid).await? {
+            o.payment_status = status.into();
+            st.put_order(&o).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Dollars as the API shows them, from cents.
 pub fn dollars(cents: i64) -> f64 {
     cents as f64 / 100.0
@@ -488,10 +520,7 @@ impl Builtin {
             }
             Kind::PaymentCapture => {
                 let id = s(a, "payment_id").unwrap_or("");
-                let mut pay = st
-                    .payment(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                let mut pay = payment_of(st, t, id).await?;
                 if pay.status != "authorized" {
                     return Err(rejected(
                         "not_capturable",
@@ -500,22 +529,14 @@ impl Builtin {
                 }
                 pay.status = "captured".into();
                 st.put_payment(&pay).await?;
-                if let Some(oid) = s(a, "order_id") {
-                    if let Some(mut o) = st.order(t, oid).await? {
-                        o.payment_status = "captured".into();
-                        st.put_order(&o).await?;
-                    }
-                }
+                mirror_on_order(st, t, s(a, "order_id"), "captured").await?;
                 Ok(
                     json!({"payment_id": id, "status": "captured", "amount_cents": pay.amount_cents}),
                 )
             }
             Kind::PaymentRefund => {
                 let id = s(a, "payment_id").unwrap_or("");
-                let mut pay = st
-                    .payment(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                let mut pay = payment_of(st, t, id).await?;
                 pay.status = "refunded".into();
                 st.put_payment(&pay).await?;
                 Ok(json!({"payment_id": id, "refunded_cents": i(a, "amount_cents")}))
@@ -547,10 +568,7 @@ impl Builtin {
             }
             Kind::OrderMarkCancelled => {
                 let id = s(a, "order_id").unwrap_or("");
-                let mut o = st
-                    .order(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("order_not_found", format!("order {id} not found")))?;
+                let mut o = order_of(st, t, id).await?;
                 o.status = "cancelled".into();
                 o.payment_status = "refunded".into();
                 o.refund_cents = Some(i(a, "refund_cents"));
@@ -559,10 +577,7 @@ impl Builtin {
             }
             Kind::OrderModify => {
                 let id = s(a, "order_id").unwrap_or("");
-                let mut o = st
-                    .order(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("order_not_found", format!("order {id} not found")))?;
+                let mut o = order_of(st, t, id).await?;
                 o.shipping_address = s(a, "shipping_address").map(str::to_string);
                 st.put_order(&o).await?;
                 Ok(order_json(&o))
@@ -688,10 +703,7 @@ impl Builtin {
                 // Void what is still open. A captured payment was refunded by the capture's own
                 // compensation, which runs first (reverse order), so nothing is left to do here.
                 let id = s(out, "payment_id").unwrap_or("");
-                let mut pay = st
-                    .payment(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                let mut pay = payment_of(st, t, id).await?;
                 if matches!(pay.status.as_str(), "authorized" | "manual_review") {
                     pay.status = "voided".into();
                     st.put_payment(&pay).await?;
@@ -700,28 +712,17 @@ impl Builtin {
             }
             Kind::PaymentCapture => {
                 let id = s(out, "payment_id").unwrap_or("");
-                let mut pay = st
-                    .payment(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("not_found", format!("payment {id} not found")))?;
+                let mut pay = payment_of(st, t, id).await?;
                 pay.status = "refunded".into();
                 st.put_payment(&pay).await?;
-                if let Some(oid) = s(a, "order_id") {
-                    if let Some(mut o) = st.order(t, oid).await? {
-                        o.payment_status = "refunded".into();
-                        st.put_order(&o).await?;
-                    }
-                }
+                mirror_on_order(st, t, s(a, "order_id"), "refunded").await?;
                 Ok(
                     json!({"payment_id": id, "status": "refunded", "refunded_cents": pay.amount_cents}),
                 )
             }
             Kind::OrderCreate => {
                 let id = s(out, "order_id").unwrap_or("");
-                let mut o = st
-                    .order(t, id)
-                    .await?
-                    .ok_or_else(|| rejected("not_found", format!("order {id} not found")))?;
+                let mut o = order_of(st, t, id).await?;
                 o.status = "cancelled".into();
                 if o.payment_status != "refunded" {
                     o.payment_status = "voided".into();
