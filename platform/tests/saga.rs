@@ -70,6 +70,15 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
             .find(|st| st["status"] == "failed")
             .unwrap();
         assert_eq!(failed["step_id"], *failing_step);
+        assert_eq!(run["failure"]["step_id"], *failing_step);
+        assert!(
+            run["failure"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("injected fault"),
+            "{}",
+            run["failure"]
+        );
         // Effects are undone: stock is back, and the events say what was compensated.
         assert_eq!(
             s.stock(&bob, "SKU-WIDGET").await,
@@ -248,6 +257,7 @@ async fn compensation_can_be_switched_off_per_execution() {
         "parameters": {"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card"}}})).await;
     assert_eq!(with.status, 200, "{}", with.text);
     assert_eq!(with.body["execution"]["status"], "compensated");
+    assert_eq!(with.body["failure"]["step_id"], "send_confirmation");
     let actions: Vec<_> = with.body["compensation_actions"]
         .as_array()
         .unwrap()

@@ -139,6 +139,9 @@ pub struct ExecuteResponse {
     #[schema(value_type = Object)]
     pub output: Value,
     pub error: Option<String>,
+    /// The failed step and the reason, when the run did not complete.
+    #[schema(value_type = Option<Object>)]
+    pub failure: Option<crate::store::model::Failure>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

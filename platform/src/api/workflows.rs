@@ -63,6 +63,7 @@ pub async fn execute(
             compensation_actions: o.run.compensation.iter().map(StepView::from).collect(),
             output: o.output.clone(),
             error: o.failure.as_ref().map(|f| f.to_string()),
+            failure: o.run.failure.clone(),
         };
         Ok((
             StatusCode::OK,
@@ -109,6 +110,6 @@ pub async fn run(
         "run_id": r.run_id, "workflow_id": r.workflow_id, "status": r.status,
         "started_at": r.started_at, "finished_at": r.finished_at, "duration_ms": r.duration_ms,
         "tokens": r.tokens, "cost_usd": r.cost_usd,
-        "steps": r.steps, "compensation": r.compensation, "events": r.events, "errors": r.errors, "output": r.output,
+        "steps": r.steps, "compensation": r.compensation, "events": r.events, "errors": r.errors, "failure": r.failure, "output": r.output,
     })))
 }

@@ -155,6 +155,7 @@ impl Engine {
             compensation: vec![],
             events: vec![],
             errors: vec![],
+            failure: None,
             output: Value::Null,
         };
         let Some(wf) = self.catalog.get(req.tenant.id.as_str(), &req.workflow_id) else {
@@ -673,6 +674,16 @@ impl<'a> Exec<'a> {
             }
             Err(f) => {
                 self.run.errors.push(f.to_string());
+                self.run.failure = Some(crate::store::model::Failure {
+                    step_id: match &f {
+                        RunFailure::Step { step_id, .. } => Some(step_id.clone()),
+                        _ => None,
+                    },
+                    reason: match &f {
+                        RunFailure::Step { error, .. } => error.clone(),
+                        other => other.to_string(),
+                    },
+                });
                 if self.req.compensation_enabled && !self.stack.is_empty() {
                     self.compensate(&f).await;
                 } else {

@@ -188,7 +188,16 @@ pub struct Run {
     pub compensation: Vec<StepRecord>,
     pub events: Vec<String>,
     pub errors: Vec<String>,
+    /// Why the run did not complete: the failed step (when a step failed) and the reason.
+    pub failure: Option<Failure>,
     pub output: Value,
+}
+
+/// The step that ended a run, and why (`step_id` is absent for budget stops and timeouts).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    pub step_id: Option<String>,
+    pub reason: String,
 }
 
 /// An audit row: who tried what, and whether it was allowed.
