@@ -79,7 +79,7 @@ impl App {
         // Subscribe before anything publishes, so the projector misses nothing.
         let rx = b.bus.subscribe();
         let seeded = demo::seed(b.store.as_ref(), cfg.seed).await?;
-        crate::metering::spawn_projector(b.store.clone(), b.bus.clone(), rx);
+        crate::metering::spawn_projector(b.store.clone(), rx);
         let engine = Arc::new(Engine {
             catalog,
             tools: tools.clone(),

@@ -3,7 +3,7 @@
 //! into the analytics read model. Reads are eventually consistent with the events.
 
 use crate::api::dto::AnalyticsSummary;
-use crate::bus::{Bus, Delivery};
+use crate::bus::Delivery;
 use crate::domain::Tier;
 use crate::store::model::{RunSummary, Usage};
 use crate::store::Store;
@@ -13,14 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
 /// Applies one event to the read models.
-pub async fn project(store: &dyn Store, prefix: &str, d: &Delivery) {
+pub async fn project(store: &dyn Store, d: &Delivery) {
     let e = &d.event;
-    let kind = d
-        .subject
-        .strip_prefix(prefix)
-        .and_then(|s| s.strip_prefix('.'))
-        .unwrap_or(&e.event_type);
-    let result = match kind {
+    let result = match e.event_type.as_str() {
         "usage.metered" => {
             let n = |k: &str| e.data[k].as_u64().unwrap_or(0);
             let delta = Usage {
@@ -52,14 +47,12 @@ pub async fn project(store: &dyn Store, prefix: &str, d: &Delivery) {
 /// Follows `rx` until the bus closes, projecting every event.
 pub fn spawn_projector(
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
     mut rx: Receiver<Delivery>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let prefix = bus.prefix().to_string();
         loop {
             match rx.recv().await {
-                Ok(d) => project(store.as_ref(), &prefix, &d).await,
+                Ok(d) => project(store.as_ref(), &d).await,
                 Err(RecvError::Lagged(n)) => {
                     tracing::error!(missed = n, "metering projector fell behind the bus")
                 }

@@ -130,11 +130,7 @@ pub async fn query(
     let answer = if hits.is_empty() {
         "I could not find anything in the knowledge base about that.".to_string()
     } else {
-        let context = hits
-            .iter()
-            .map(|h| format!("[{}] {}", h.title, h.snippet))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let context = crate::rag::context(&hits);
         let llm_req = LlmRequest {
             tier: Tier::SlmA,
             system: format!("TASK: answer_from_context\n{}\nAnswer only from this context.\nCONTEXT:\n{context}", caller.tenant.system_prompt),

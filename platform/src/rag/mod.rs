@@ -106,6 +106,14 @@ pub fn rank(docs: &[Document], query: &str, top_k: usize) -> Vec<Hit> {
     hits
 }
 
+/// The hits as model context, one `[title] snippet` line each.
+pub fn context(hits: &[Hit]) -> String {
+    hits.iter()
+        .map(|h| format!("[{}] {}", h.title, h.snippet))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Retrieves for one caller: the permission filter in the store query, then ranking and top-k.
 pub async fn search(
     store: &dyn Store,

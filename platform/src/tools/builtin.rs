@@ -427,11 +427,7 @@ impl Builtin {
                     top_k,
                 )
                 .await?;
-                let context = hits
-                    .iter()
-                    .map(|h| format!("[{}] {}", h.title, h.snippet))
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let context = crate::rag::context(&hits);
                 Ok(json!({
                     "results": hits,
                     "best": hits.first(),
