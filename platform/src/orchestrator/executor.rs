@@ -348,13 +348,7 @@ impl<'a> Exec<'a> {
                         .edges
                         .iter()
                         .filter(|e| e.from == node.id)
-                        .find(|e| {
-                            e.when.as_deref().is_none_or(|w| {
-                                expr::parse(w)
-                                    .map(|x| expr::eval(&x, &self.ctx))
-                                    .unwrap_or(false)
-                            })
-                        })
+                        .find(|e| e.holds(&self.ctx))
                         .map(|e| e.to.clone())
                         .ok_or_else(|| RunFailure::Budget(format!("no edge out of `{sid}`")))?,
                 };

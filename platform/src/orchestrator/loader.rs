@@ -121,7 +121,9 @@ impl Catalog {
         overlays: &[(String, String)],
         tools: &Registry,
     ) -> Result<Self, LoadError> {
+        // Raw values stay for overlay patches; each parsed workflow is validated once, then kept.
         let mut raw: BTreeMap<String, (String, Value)> = BTreeMap::new();
+        let mut parsed = Vec::with_capacity(files.len());
         for (file, text) in files {
             let v: Value =
                 serde_norway::from_str(text).map_err(|e| err(file, None, e.to_string()))?;
@@ -134,14 +136,13 @@ impl Catalog {
                     format!("workflow id `{}` is defined twice", wf.id),
                 ));
             }
+            parsed.push((file, wf));
         }
         let ids: BTreeSet<String> = raw.keys().cloned().collect();
         let mut cat = Catalog::default();
-        for (id, (file, v)) in &raw {
-            let wf: Workflow =
-                serde_json::from_value(v.clone()).map_err(|e| err(file, None, e.to_string()))?;
-            validate(&wf, file, &ids, tools)?;
-            cat.base.insert(id.clone(), Arc::new(wf));
+        for (file, mut wf) in parsed {
+            validate(&mut wf, file, &ids, tools)?;
+            cat.base.insert(wf.id.clone(), Arc::new(wf));
         }
         check_sub_workflow_cycles(&cat.base)?;
         for (file, text) in overlays {
@@ -165,9 +166,9 @@ impl Catalog {
                     .get(wid)
                     .ok_or_else(|| err(file, None, format!("patches unknown workflow `{wid}`")))?;
                 let merged = apply_patch(base.clone(), patch).map_err(|m| err(file, None, m))?;
-                let wf: Workflow = serde_json::from_value(merged)
+                let mut wf: Workflow = serde_json::from_value(merged)
                     .map_err(|e| err(file, None, format!("workflow `{wid}` after patch: {e}")))?;
-                validate(&wf, file, &ids, tools)?;
+                validate(&mut wf, file, &ids, tools)?;
                 mine.insert(wid.clone(), Arc::new(wf));
             }
             cat.overlaid.insert(o.tenant.clone(), mine);
@@ -270,9 +271,9 @@ fn apply_patch(mut wf: Value, patch: &Value) -> Result<Value, String> {
     Ok(wf)
 }
 
-/// Structural validation of one workflow.
+/// Structural validation of one workflow; it also compiles the edge conditions it checks.
 pub fn validate(
-    wf: &Workflow,
+    wf: &mut Workflow,
     file: &str,
     workflows: &BTreeSet<String>,
     tools: &Registry,
@@ -339,7 +340,7 @@ pub fn validate(
             format!("needs exactly one start node, found {}", starts.len()),
         ));
     }
-    for e in &wf.edges {
+    for e in wf.edges.iter_mut() {
         for end in [&e.from, &e.to] {
             if !ids.contains(end.as_str()) {
                 return Err(err(
@@ -350,7 +351,8 @@ pub fn validate(
             }
         }
         if let Some(w) = &e.when {
-            expr::parse(w).map_err(|x| err(file, Some(&e.from), x.to_string()))?;
+            e.condition =
+                Some(expr::parse(w).map_err(|x| err(file, Some(&e.from), x.to_string()))?);
         }
     }
     for n in &wf.nodes {

@@ -2,6 +2,7 @@
 //! node (the first whose `when` holds is taken; the last edge of a node must have no `when`).
 //! `scenarios/README.md`-style documentation of the format is in `platform/workflows/README.md`.
 
+use super::expr::{eval, parse, Expr};
 use crate::domain::Tier;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -80,6 +81,21 @@ pub struct Edge {
     pub from: String,
     pub to: String,
     pub when: Option<String>,
+    /// `when`, parsed once by the loader so that runs do not parse it again at every step.
+    #[serde(skip)]
+    pub condition: Option<Expr>,
+}
+
+impl Edge {
+    /// Whether the edge is taken in context `ctx`. An edge the loader did not compile is parsed
+    /// here; one whose condition does not parse is never taken.
+    pub fn holds(&self, ctx: &serde_json::Value) -> bool {
+        match (&self.condition, &self.when) {
+            (Some(c), _) => eval(c, ctx),
+            (None, None) => true,
+            (None, Some(w)) => parse(w).map(|c| eval(&c, ctx)).unwrap_or(false),
+        }
+    }
 }
 
 /// The node types the executor knows.
