@@ -44,6 +44,12 @@ pub struct Config {
     pub idempotency_wait_ms: u64,
     /// Default per-run budgets, overridable per workflow.
     pub run_budget: RunBudget,
+    /// The key of the operator surface (`/api/v1/operator/*`: tenant provisioning) sent as
+    /// `X-Operator-Key` (`PLATFORM_OPERATOR_KEY`). Unset (the default) turns that surface off: 404.
+    pub operator_key: Option<String>,
+    /// Whether the operator surface may inject tool faults (`PLATFORM_FAULT_INJECTION=1`). Off by
+    /// default: only test deployments (the harness's targets) turn it on.
+    pub fault_injection: bool,
 }
 
 /// Strict boundaries of the gateway (DESIGN.md, "Limits").
@@ -148,6 +154,8 @@ impl Default for Config {
             idempotency_ttl_secs: 3600,
             idempotency_wait_ms: 5_000,
             run_budget: RunBudget::default(),
+            operator_key: None,
+            fault_injection: false,
         }
     }
 }
@@ -190,6 +198,12 @@ impl Config {
         if let Ok(v) = std::env::var("PLATFORM_JWT_SECRET") {
             cfg.jwt_secret = v;
         }
+        if let Ok(v) = std::env::var("PLATFORM_OPERATOR_KEY") {
+            cfg.operator_key = Some(v).filter(|k| !k.is_empty());
+        }
+        if let Ok(v) = std::env::var("PLATFORM_FAULT_INJECTION") {
+            cfg.fault_injection = matches!(v.as_str(), "1" | "true");
+        }
         if let Ok(v) = std::env::var("PLATFORM_WORKFLOWS_DIR") {
             cfg.workflows_dir = Some(v);
         }
@@ -200,6 +214,14 @@ impl Config {
             })?;
         }
         Ok(cfg)
+    }
+
+    /// The limits that apply to `tenant`: its own contract limits when it has them, else its plan's.
+    pub fn limits_for(&self, tenant: &crate::store::model::Tenant) -> PlanLimits {
+        tenant
+            .limits
+            .clone()
+            .unwrap_or_else(|| self.plan(tenant.plan))
     }
 
     /// The limits of `plan`, falling back to the free plan's when a file left it out.

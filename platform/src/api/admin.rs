@@ -67,7 +67,7 @@ pub async fn usage(
 ) -> Result<Json<UsageResponse>, ApiError> {
     require_role(&app, &caller, &[Role::Admin], "usage").await?;
     let u = app.store.usage(&caller.tenant.id).await?;
-    let plan = app.cfg.plan(caller.tenant.plan);
+    let plan = app.cfg.limits_for(&caller.tenant);
     Ok(Json(UsageResponse {
         tenant_id: caller.tenant.id.to_string(),
         plan: caller.tenant.plan.as_str().into(),
@@ -95,4 +95,26 @@ pub async fn analytics(
     require_role(&app, &caller, &[Role::Admin], "analytics").await?;
     let rows = app.store.run_summaries(&caller.tenant.id).await?;
     Ok(Json(crate::metering::summarize(&rows)))
+}
+
+#[utoipa::path(get, path = "/api/v1/outbox", responses((status = 200, description = "The tenant's outbox: emails and notifications, sent or cancelled"), (status = 403, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn outbox(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "outbox").await?;
+    let messages = app.store.outbox(&caller.tenant.id).await?;
+    Ok(Json(serde_json::json!({ "messages": messages })))
+}
+
+#[utoipa::path(get, path = "/api/v1/audit", responses((status = 200, description = "The tenant's audit rows, oldest first"), (status = 403, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn audit_log(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "audit log").await?;
+    let entries = app.store.audit(&caller.tenant.id).await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
 }

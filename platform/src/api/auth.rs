@@ -251,7 +251,7 @@ pub async fn gate(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&app, req.headers()).await?;
     let path = req.uri().path().to_string();
-    let plan = app.cfg.plan(caller.tenant.plan);
+    let plan = app.cfg.limits_for(&caller.tenant);
     let now = app.clock.now();
     let bucket = app
         .kv
@@ -333,7 +333,10 @@ pub async fn gate(
             Code::TenantQuotaExceeded,
             "the tenant's monthly quota is used up",
         )
-        .with_header("retry-after", retry));
+        .with_header("retry-after", retry)
+        .with_header("x-ratelimit-limit", plan.monthly_requests)
+        .with_header("x-ratelimit-remaining", 0)
+        .with_header("x-ratelimit-reset", retry));
     }
     let tenant = caller.tenant.id.clone();
     req.extensions_mut().insert(caller);

@@ -17,6 +17,18 @@ use std::convert::Infallible;
 
 const MAX_HISTORY: usize = 50;
 
+/// The channels a turn may come from. Messaging channels get their answer through the outbox as
+/// well as in the response; the others are answered inline.
+pub const CHANNELS: &[&str] = &[
+    "web",
+    "mobile",
+    "api",
+    "facebook_messenger",
+    "zalo",
+    "telegram",
+];
+const MESSAGING: &[&str] = &["facebook_messenger", "zalo", "telegram"];
+
 #[utoipa::path(post, path = "/api/v1/chat/message", request_body = ChatRequest,
     responses((status = 200, body = ChatResponse, description = "The answer, or an SSE stream when options.stream is true"),
               (status = 400, body = super::error::ErrorEnvelope), (status = 413, body = super::error::ErrorEnvelope)),
@@ -32,7 +44,20 @@ pub async fn message(
     let ctx = req.context.unwrap_or(ChatContext {
         conversation_id: None,
         previous_messages: None,
+        channel: None,
     });
+    let channel = ctx.channel.clone().unwrap_or_else(|| "web".into());
+    if !CHANNELS.contains(&channel.as_str()) {
+        return Err(ApiError::field(
+            "context.channel",
+            format!(
+                "unsupported channel `{}`; supported channels: {}",
+                channel.chars().take(64).collect::<String>(),
+                CHANNELS.join(", ")
+            ),
+        ));
+    }
+    let messaging = MESSAGING.contains(&channel.as_str());
     let prev = ctx.previous_messages.unwrap_or_default();
     if prev.len() > MAX_HISTORY {
         return Err(ApiError::field(
@@ -121,6 +146,8 @@ pub async fn message(
                 tokens_used: outcome.run.tokens,
                 cost_usd: outcome.run.cost_usd,
                 intent: out["intent"].as_str().map(str::to_string),
+                channel: channel.clone(),
+                delivery_status: if messaging { "sent" } else { "inline" }.into(),
                 routing: serde_json::to_value(&decision).unwrap_or(Value::Null),
             },
         },
@@ -139,6 +166,19 @@ pub async fn message(
         "tokens_used": outcome.run.tokens, "cost_usd": outcome.run.cost_usd}),
     )
     .await;
+    if messaging {
+        app.store
+            .put_outbox(&crate::store::model::OutboxMessage {
+                tenant: caller.tenant.id.clone(),
+                message_id: message_id.to_string(),
+                kind: "channel".into(),
+                to: format!("{channel}:{}", caller.user_id),
+                subject: format!("reply in conversation {conversation_id}"),
+                body: response.response.content.text.clone(),
+                status: "sent".into(),
+            })
+            .await?;
+    }
     if !opts.stream.unwrap_or(false) {
         return Ok(axum::Json(response).into_response());
     }

@@ -33,6 +33,8 @@ pub struct ChatContext {
     pub conversation_id: Option<Uuid>,
     /// Earlier turns; only `user` and `assistant` roles are accepted.
     pub previous_messages: Option<Vec<PreviousMessage>>,
+    /// Where the customer wrote from: web (default), mobile, api, facebook_messenger, zalo, telegram.
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,6 +88,10 @@ pub struct ReplyMetadata {
     pub tokens_used: u64,
     pub cost_usd: f64,
     pub intent: Option<String>,
+    /// The channel the turn came from and is answered on.
+    pub channel: String,
+    /// `inline` (the answer is this response) or `sent` (also delivered through the channel's outbox).
+    pub delivery_status: String,
     /// The router's decision for the message: reasons, expected cost and latency, fallback, canary.
     #[schema(value_type = Object)]
     pub routing: Value,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod operator;
 pub mod orders;
 pub mod rag;
 pub mod support;
@@ -44,6 +45,10 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/products", get(orders::products))
         .route("/api/v1/leads", post(support::lead))
         .route("/api/v1/tickets", post(support::ticket))
+        .route("/api/v1/leads/{lead_id}", get(support::get_lead))
+        .route("/api/v1/tickets/{ticket_id}", get(support::get_ticket))
+        .route("/api/v1/outbox", get(admin::outbox))
+        .route("/api/v1/audit", get(admin::audit_log))
         .route("/api/v1/rag/documents", post(rag::create_document))
         .route(
             "/api/v1/rag/documents/{document_id}",
@@ -55,6 +60,11 @@ pub fn router(app: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::gate));
     Router::new()
         .route("/api/v1/auth/login", post(admin::login))
+        .route(
+            "/api/v1/operator/tenants/{tenant_id}",
+            axum::routing::put(operator::provision),
+        )
+        .route("/api/v1/operator/faults", post(operator::fault))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

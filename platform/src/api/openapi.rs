@@ -36,10 +36,12 @@ impl Modify for Security {
         super::support::lead, super::support::ticket,
         super::rag::create_document, super::rag::patch_document, super::rag::query,
         super::admin::login, super::admin::usage, super::admin::analytics,
+        super::support::get_lead, super::support::get_ticket, super::admin::outbox, super::admin::audit_log,
+        super::operator::provision, super::operator::fault,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldError, Code, ChatRequest, ChatResponse, ExecuteRequest, ExecuteResponse,
         OrderRequest, LeadRequest, LeadResponse, TicketRequest, TicketResponse, DocumentCreate, DocumentPatch, DocumentView,
-        RagQuery, RagAnswer, LoginRequest, TokenResponse, UsageResponse, AnalyticsSummary, ProductList, WorkflowList)),
+        RagQuery, RagAnswer, super::operator::TenantSeed, super::operator::Provisioned, super::operator::FaultRequest, LoginRequest, TokenResponse, UsageResponse, AnalyticsSummary, ProductList, WorkflowList)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -62,14 +62,17 @@ pub async fn create(
             order["run_id"] = json!(o.run.run_id);
             return Ok((StatusCode::CREATED, order));
         }
+        let run_id = o.run.run_id.to_string();
         Err(match rejection(&o) {
-            Some(("card_declined", m)) => ApiError::field("payment.card_token", m),
-            Some(("unknown_sku" | "insufficient_stock" | "invalid_quantity" | "no_items", m)) => {
-                ApiError::field("items", m)
+            Some(("card_declined", m)) => {
+                ApiError::field("payment.card_token", m).with_detail("run_id", run_id)
             }
+            Some(("unknown_sku" | "insufficient_stock" | "invalid_quantity" | "no_items", m)) => {
+                ApiError::field("items", m).with_detail("run_id", run_id)
+            }
+            // run_error names the run itself.
             _ => run_error(&o),
-        }
-        .with_detail("run_id", o.run.run_id.to_string()))
+        })
     };
     idempotency::once(&app, &caller, &headers, "orders", &raw, work).await
 }

@@ -1,14 +1,18 @@
 //! Leads (the lead_capture workflow) and escalation tickets (the escalation workflow).
 
+use super::auth::require_role;
 use super::dto::*;
 use super::error::ApiError;
 use super::extract::{Caller, StrictJson};
 use super::{idempotency, run_error, run_request, validate};
 use crate::app::AppState;
-use axum::extract::State;
+use crate::domain::Role;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Json;
 use serde_json::json;
+use serde_json::Value;
 
 #[utoipa::path(post, path = "/api/v1/leads", request_body = LeadRequest,
     responses((status = 201, body = LeadResponse, description = "A new, qualified lead"),
@@ -112,4 +116,37 @@ pub async fn ticket(
         ))
     };
     idempotency::once(&app, &caller, &headers, "tickets", &raw, work).await
+}
+
+#[utoipa::path(get, path = "/api/v1/leads/{lead_id}", params(("lead_id" = String, Path, description = "The lead id")),
+    responses((status = 200, description = "The stored lead"), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn get_lead(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&app, &caller, &[Role::User, Role::Admin], "lead read").await?;
+    let l = app
+        .store
+        .lead(&caller.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("lead {id}")))?;
+    Ok(Json(serde_json::to_value(l).map_err(ApiError::internal)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}", params(("ticket_id" = String, Path, description = "The ticket id")),
+    responses((status = 200, description = "The stored ticket"), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn get_ticket(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = app
+        .store
+        .ticket(&caller.tenant.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("ticket {id}")))?;
+    Ok(Json(serde_json::to_value(t).map_err(ApiError::internal)?))
 }

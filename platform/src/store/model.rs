@@ -16,6 +16,9 @@ pub struct Tenant {
     /// The tenant's assistant instructions. They carry a canary secret that must never leave the
     /// platform (the guard issue enforces that; the scripted model is naive on purpose).
     pub system_prompt: String,
+    /// Contract limits that replace the plan's (a customer with a negotiated quota; test tenants).
+    #[serde(default)]
+    pub limits: Option<crate::config::PlanLimits>,
 }
 
 /// A person who logs in with email and password.

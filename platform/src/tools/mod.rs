@@ -215,10 +215,13 @@ pub enum FaultPoint {
     Compensate,
 }
 
+type FaultKey = (Option<String>, String, FaultPoint);
+
 /// Every tool, by name, with the policies and injected faults that wrap them.
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
-    faults: Mutex<HashMap<(String, FaultPoint), Fault>>,
+    /// Keyed by (tenant or `None` for every tenant, tool, point).
+    faults: Mutex<HashMap<FaultKey, Fault>>,
     retry_base: Duration,
     retry_cap: Duration,
     seed: u64,
@@ -252,12 +255,29 @@ impl Registry {
         self.tools.keys().map(String::as_str)
     }
 
-    /// Injects a fault (tests and MOCK specs only).
+    /// Injects a fault for every tenant (in-process tests).
     pub fn inject_fault(&self, tool: &str, point: FaultPoint, fault: Fault) {
         self.faults
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((tool.to_string(), point), fault);
+            .insert((None, tool.to_string(), point), fault);
+    }
+
+    /// Sets (or with `None` clears) a fault for one tenant only (the operator surface), so that
+    /// specs running in parallel against one deployment do not see each other's faults.
+    pub fn set_tenant_fault(
+        &self,
+        tenant: &TenantId,
+        tool: &str,
+        point: FaultPoint,
+        fault: Option<Fault>,
+    ) {
+        let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (Some(tenant.to_string()), tool.to_string(), point);
+        match fault {
+            Some(f) => g.insert(key, f),
+            None => g.remove(&key),
+        };
     }
 
     pub fn clear_faults(&self) {
@@ -267,10 +287,20 @@ impl Registry {
             .clear();
     }
 
-    async fn apply_fault(&self, tool: &str, point: FaultPoint) -> Result<(), ToolError> {
+    async fn apply_fault(
+        &self,
+        tenant: &TenantId,
+        tool: &str,
+        point: FaultPoint,
+    ) -> Result<(), ToolError> {
         let fault = {
             let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (tool.to_string(), point);
+            let own = (Some(tenant.to_string()), tool.to_string(), point);
+            let key = if g.contains_key(&own) {
+                own
+            } else {
+                (None, tool.to_string(), point)
+            };
             match g.get_mut(&key) {
                 Some(Fault::FailTimes(0)) => {
                     g.remove(&key);
@@ -328,7 +358,8 @@ impl Registry {
             .policy(m.timeout_ms, m.retries)
             .run(self.seed, &key, |_| async {
                 attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.apply_fault(name, FaultPoint::Call).await?;
+                self.apply_fault(&ctx.tenant, name, FaultPoint::Call)
+                    .await?;
                 tool.call(ctx, params).await
             })
             .await;
@@ -353,7 +384,8 @@ impl Registry {
         let r = self
             .policy(c.timeout_ms, c.retries)
             .run(self.seed, &key, |_| async {
-                self.apply_fault(name, FaultPoint::Compensate).await?;
+                self.apply_fault(&ctx.tenant, name, FaultPoint::Compensate)
+                    .await?;
                 tool.compensate(ctx, params, output).await
             })
             .await;

@@ -1,0 +1,203 @@
+//! The operator surface: off unless configured, guarded by its key, and fault injection only where
+//! the deployment allows it. Provisioned tenants work through the ordinary API.
+
+mod common;
+use common::{start, start_with};
+use platform::config::Config;
+use platform::store::Store;
+use reqwest::Method;
+use serde_json::json;
+
+fn seed_body() -> String {
+    json!({"name": "Initech", "plan": "free",
+           "limits": {"requests_per_window": 100, "window_secs": 60, "monthly_requests": 2, "monthly_tokens": 1000},
+           "users": [{"user_id": "peter", "email": "peter@initech.test", "password": "tps-report", "role": "user"}],
+           "products": [{"sku": "STAPLER", "name": "Red stapler", "price_cents": 999, "stock": 1}]})
+    .to_string()
+}
+
+fn operator_cfg(faults: bool) -> Config {
+    Config {
+        operator_key: Some("op-secret".into()),
+        fault_injection: faults,
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn the_surface_is_off_by_default_and_needs_its_key() {
+    let s = start().await;
+    let put = |key: Option<&'static str>| {
+        let headers: Vec<(&str, &str)> =
+            key.map(|k| vec![("x-operator-key", k)]).unwrap_or_default();
+        (headers, seed_body())
+    };
+    let (h, b) = put(Some("anything"));
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/initech",
+            None,
+            &h,
+            Some(b),
+        )
+        .await;
+    assert_eq!(
+        r.outcome(),
+        (404, "NOT_FOUND"),
+        "off when no key is configured"
+    );
+
+    let s = start_with(operator_cfg(false)).await;
+    let (h, b) = put(None);
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/initech",
+            None,
+            &h,
+            Some(b),
+        )
+        .await;
+    assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
+    let (h, b) = put(Some("wrong"));
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/initech",
+            None,
+            &h,
+            Some(b),
+        )
+        .await;
+    assert_eq!(r.outcome(), (401, "INVALID_API_KEY"));
+    let (h, b) = put(Some("op-secret"));
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/Bad Slug",
+            None,
+            &h,
+            Some(b),
+        )
+        .await;
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/initech",
+            None,
+            &h,
+            Some(r#"{"name":"x","plan":"free","extra":1}"#.into()),
+        )
+        .await;
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
+    // Fault injection is refused where the deployment does not allow it.
+    let r = s
+        .send(
+            Method::POST,
+            "/api/v1/operator/faults",
+            None,
+            &h,
+            Some(
+                json!({"tenant_id": "acme", "tool": "email.send", "fault": "always_fail"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.outcome(), (403, "AUTHORIZATION_FAILED"));
+}
+
+#[tokio::test]
+async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
+    let s = start_with(operator_cfg(true)).await;
+    let op = [("x-operator-key", "op-secret")];
+    let r = s
+        .send(
+            Method::PUT,
+            "/api/v1/operator/tenants/initech",
+            None,
+            &op,
+            Some(seed_body()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["users"], 1);
+    let r = s
+        .send(Method::POST, "/api/v1/auth/login", None, &[],
+              Some(json!({"tenant_id": "initech", "email": "peter@initech.test", "password": "tps-report"}).to_string()))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.body["token"].as_str().unwrap().to_string();
+    // A fault for initech only: acme's orders are untouched.
+    let r = s
+        .send(
+            Method::POST,
+            "/api/v1/operator/faults",
+            None,
+            &op,
+            Some(
+                json!({"tenant_id": "initech", "tool": "email.send", "fault": "always_fail"})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let order = json!({"items": [{"sku": "STAPLER", "quantity": 1}], "payment": {"method": "card", "card_token": "tok_visa"}});
+    let r = s.post("/api/v1/orders", &token, order).await;
+    assert_eq!(
+        r.outcome(),
+        (500, "WORKFLOW_EXECUTION_FAILED"),
+        "{}",
+        r.text
+    );
+    let bob = s.token("acme", "bob", "user");
+    let r = s
+        .post("/api/v1/orders", &bob, json!({"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card", "card_token": "tok_visa"}}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Unknown tools and points are refused.
+    let r = s
+        .send(
+            Method::POST,
+            "/api/v1/operator/faults",
+            None,
+            &op,
+            Some(
+                json!({"tenant_id": "initech", "tool": "nope", "fault": "always_fail"}).to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
+    let r = s
+        .send(Method::POST, "/api/v1/operator/faults", None, &op,
+              Some(json!({"tenant_id": "initech", "tool": "email.send", "point": "later", "fault": "none"}).to_string()))
+        .await;
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
+    // The contract quota (2 requests a month), not the free plan's 1000, applies; the 429 carries
+    // the rate-limit headers of API.md.
+    // The failed order was not a success, so it is not metered: two reads use the quota up.
+    for _ in 0..2 {
+        assert_eq!(s.get("/api/v1/products", &token).await.status, 200);
+    }
+    common::eventually("two requests metered", || async {
+        s.store
+            .usage(&platform::domain::TenantId::parse("initech").unwrap())
+            .await
+            .unwrap()
+            .requests
+            >= 2
+    })
+    .await;
+    let r = s.get("/api/v1/products", &token).await;
+    assert_eq!(r.outcome(), (429, "TENANT_QUOTA_EXCEEDED"), "{}", r.text);
+    for h in [
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ] {
+        assert!(!r.header(h).is_empty(), "{h} missing");
+    }
+    assert_eq!(r.header("x-ratelimit-limit"), "2");
+}
