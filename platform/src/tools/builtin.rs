@@ -28,6 +28,7 @@ enum Kind {
     LeadQualify,
     CrmCreateLead,
     NotifySales,
+    NotifyAgents,
     TicketDraft,
     TicketCreate,
 }
@@ -243,6 +244,18 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
             "notify.sales",
             "Notifies the sales team of a new lead",
             vec![p("lead_id", String, true), p("grade", String, true)],
+            true,
+            comp("notify.retract", 5_000, 2),
+        ),
+        tool(
+            Kind::NotifyAgents,
+            "notify.agents",
+            "Notifies the agents of a ticket's queue",
+            vec![
+                p("ticket_id", String, true),
+                p("queue", String, true),
+                p("subject", String, true),
+            ],
             true,
             comp("notify.retract", 5_000, 2),
         ),
@@ -589,7 +602,11 @@ impl Builtin {
                         .map(str::to_string)
                         .unwrap_or_else(|| format!("customer:{}", ctx.user_id)),
                     subject: format!("{template} {order}").trim().to_string(),
-                    body: format!("{template} for order {order}"),
+                    body: if order.is_empty() {
+                        template.to_string()
+                    } else {
+                        format!("{template} for order {order}")
+                    },
                     status: "sent".into(),
                 };
                 st.put_outbox(&m).await?;
@@ -634,6 +651,23 @@ impl Builtin {
                     to: "sales".into(),
                     subject: format!("New grade {} lead", s(a, "grade").unwrap_or("?")),
                     body: format!("Lead {}", s(a, "lead_id").unwrap_or("")),
+                    status: "sent".into(),
+                };
+                st.put_outbox(&m).await?;
+                Ok(json!({"notification_id": m.message_id}))
+            }
+            Kind::NotifyAgents => {
+                let m = OutboxMessage {
+                    tenant: t.clone(),
+                    message_id: format!("NTF-{}", ctx.ids.token_hex(6)),
+                    kind: "notification".into(),
+                    to: format!("queue:{}", s(a, "queue").unwrap_or("")),
+                    subject: format!(
+                        "Ticket {}: {}",
+                        s(a, "ticket_id").unwrap_or(""),
+                        s(a, "subject").unwrap_or("")
+                    ),
+                    body: "A customer is waiting for a person.".into(),
                     status: "sent".into(),
                 };
                 st.put_outbox(&m).await?;
@@ -726,7 +760,7 @@ impl Builtin {
                 st.put_order(&o).await?;
                 Ok(json!({"order_id": id, "status": "cancelled"}))
             }
-            Kind::EmailSend | Kind::NotifySales => {
+            Kind::EmailSend | Kind::NotifySales | Kind::NotifyAgents => {
                 let id = s(out, "message_id")
                     .or_else(|| s(out, "notification_id"))
                     .unwrap_or("");
