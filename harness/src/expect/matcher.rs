@@ -1,0 +1,377 @@
+//! Matchers of the spec format. A plain value means "equals"; a string starting with `#` is a type
+//! marker (`#uuid`, `#number`, ...); a map names one or more matchers, all of which must hold:
+//! `{contains: x}`, `{regex: r}`, `{one_of: [..]}`, `{absent: true}`, `{len: n}`, `{each: m}`,
+//! `{gt: n}`, `{gte: n}`, `{lt: n}`, `{lte: n}`, `{not: m}`, `{equals: v}`, `{not_contains: x}`.
+
+use regex::Regex;
+use serde_json::Value;
+
+/// The words a matcher map may use (listed in errors).
+pub const WORDS: &[&str] = &[
+    "equals",
+    "contains",
+    "not_contains",
+    "regex",
+    "one_of",
+    "absent",
+    "present",
+    "len",
+    "each",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "not",
+];
+
+/// The type markers (listed in errors).
+pub const MARKERS: &[&str] = &[
+    "#uuid",
+    "#number",
+    "#integer",
+    "#string",
+    "#bool",
+    "#array",
+    "#object",
+    "#null",
+    "#present",
+    "#absent",
+    "#datetime",
+    "#nonempty",
+];
+
+/// A compiled matcher.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Equals(Value),
+    Contains(Value),
+    NotContains(Value),
+    Regex(Regex),
+    OneOf(Vec<Value>),
+    Absent,
+    Present,
+    Len(Box<Matcher>),
+    Each(Box<Matcher>),
+    Cmp(&'static str, f64),
+    Not(Box<Matcher>),
+    Type(&'static str),
+    All(Vec<Matcher>),
+}
+
+impl Matcher {
+    /// Compiles the YAML form; the error names the offending word and what is allowed.
+    pub fn compile(v: &Value) -> Result<Matcher, String> {
+        match v {
+            Value::String(s) if s.starts_with('#') => MARKERS
+                .iter()
+                .find(|m| **m == s.as_str())
+                .map(|m| Matcher::Type(m))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown type marker `{s}`; expected one of {}",
+                        MARKERS.join(", ")
+                    )
+                }),
+            Value::Object(map) => {
+                if map.is_empty() {
+                    return Err(
+                        "an empty matcher map; write `{equals: {}}` for an empty object".into(),
+                    );
+                }
+                let mut all = vec![];
+                for (k, arg) in map {
+                    all.push(Self::word(k, arg)?);
+                }
+                Ok(if all.len() == 1 {
+                    all.remove(0)
+                } else {
+                    Matcher::All(all)
+                })
+            }
+            other => Ok(Matcher::Equals(other.clone())),
+        }
+    }
+
+    fn word(k: &str, arg: &Value) -> Result<Matcher, String> {
+        let num = |what: &str| {
+            arg.as_f64()
+                .ok_or_else(|| format!("`{what}` needs a number, got {arg}"))
+        };
+        Ok(match k {
+            "equals" => Matcher::Equals(arg.clone()),
+            "contains" => Matcher::Contains(arg.clone()),
+            "not_contains" => Matcher::NotContains(arg.clone()),
+            "regex" => {
+                let s = arg
+                    .as_str()
+                    .ok_or_else(|| format!("`regex` needs a string, got {arg}"))?;
+                Matcher::Regex(Regex::new(s).map_err(|e| format!("bad regex `{s}`: {e}"))?)
+            }
+            "one_of" => Matcher::OneOf(
+                arg.as_array()
+                    .ok_or_else(|| format!("`one_of` needs a list, got {arg}"))?
+                    .clone(),
+            ),
+            "absent" | "present" => {
+                let b = arg
+                    .as_bool()
+                    .ok_or_else(|| format!("`{k}` needs true or false, got {arg}"))?;
+                if (k == "absent") == b {
+                    Matcher::Absent
+                } else {
+                    Matcher::Present
+                }
+            }
+            "len" => Matcher::Len(Box::new(Self::compile(arg)?)),
+            "each" => Matcher::Each(Box::new(Self::compile(arg)?)),
+            "not" => Matcher::Not(Box::new(Self::compile(arg)?)),
+            "gt" => Matcher::Cmp("gt", num("gt")?),
+            "gte" => Matcher::Cmp("gte", num("gte")?),
+            "lt" => Matcher::Cmp("lt", num("lt")?),
+            "lte" => Matcher::Cmp("lte", num("lte")?),
+            other => {
+                return Err(format!(
+                    "unknown matcher `{other}`; expected one of {}",
+                    WORDS.join(", ")
+                ))
+            }
+        })
+    }
+
+    /// Checks `actual` (`None` = the path does not exist); the error says what was expected and what was found.
+    pub fn check(&self, actual: Option<&Value>) -> Result<(), String> {
+        let shown = || actual.map_or("nothing (absent)".to_string(), short);
+        let fail = |what: String| Err(format!("expected {what}, found {}", shown()));
+        match self {
+            Matcher::Absent => match actual {
+                None | Some(Value::Null) => Ok(()),
+                Some(_) => fail("absent".into()),
+            },
+            Matcher::Present => match actual {
+                None | Some(Value::Null) => fail("present".into()),
+                Some(_) => Ok(()),
+            },
+            Matcher::Type("#absent") => Matcher::Absent.check(actual),
+            Matcher::Type("#present") => Matcher::Present.check(actual),
+            Matcher::Not(m) => match m.check(actual) {
+                Ok(()) => fail(format!("not ({m:?})")),
+                Err(_) => Ok(()),
+            },
+            Matcher::All(ms) => ms.iter().try_for_each(|m| m.check(actual)),
+            _ => {
+                let Some(v) = actual else {
+                    return fail(self.describe());
+                };
+                if self.holds(v) {
+                    Ok(())
+                } else {
+                    fail(self.describe())
+                }
+            }
+        }
+    }
+
+    fn holds(&self, v: &Value) -> bool {
+        match self {
+            Matcher::Equals(e) => same(e, v),
+            Matcher::Contains(e) => contains(v, e),
+            Matcher::NotContains(e) => !contains(v, e),
+            Matcher::Regex(r) => match v {
+                Value::String(s) => r.is_match(s),
+                other => r.is_match(&other.to_string()),
+            },
+            Matcher::OneOf(opts) => opts.iter().any(|o| same(o, v)),
+            Matcher::Len(m) => {
+                let n = match v {
+                    Value::Array(a) => a.len(),
+                    Value::String(s) => s.chars().count(),
+                    Value::Object(o) => o.len(),
+                    _ => return false,
+                };
+                m.check(Some(&Value::from(n))).is_ok()
+            }
+            Matcher::Each(m) => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(|e| m.check(Some(e)).is_ok())),
+            Matcher::Cmp(op, n) => v.as_f64().is_some_and(|x| match *op {
+                "gt" => x > *n,
+                "gte" => x >= *n,
+                "lt" => x < *n,
+                _ => x <= *n,
+            }),
+            Matcher::Type(t) => type_holds(t, v),
+            Matcher::Absent | Matcher::Present | Matcher::Not(_) | Matcher::All(_) => {
+                self.check(Some(v)).is_ok()
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Matcher::Equals(e) => short(e),
+            Matcher::Contains(e) => format!("something containing {}", short(e)),
+            Matcher::NotContains(e) => format!("something not containing {}", short(e)),
+            Matcher::Regex(r) => format!("a match of /{}/", r.as_str()),
+            Matcher::OneOf(o) => format!("one of {}", short(&Value::Array(o.clone()))),
+            Matcher::Len(m) => format!("a length that is {}", m.describe()),
+            Matcher::Each(m) => format!("a list whose every element is {}", m.describe()),
+            Matcher::Cmp(op, n) => format!("a number {op} {n}"),
+            Matcher::Type(t) => format!("a value of type {t}"),
+            Matcher::Absent => "absent".into(),
+            Matcher::Present => "present".into(),
+            Matcher::Not(m) => format!("not {}", m.describe()),
+            Matcher::All(ms) => ms
+                .iter()
+                .map(Matcher::describe)
+                .collect::<Vec<_>>()
+                .join(" and "),
+        }
+    }
+}
+
+/// Equality where numbers compare by value (`2` equals `2.0`).
+pub fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .is_some_and(|(x, y)| (x - y).abs() < 1e-9),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| same(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
+fn contains(haystack: &Value, needle: &Value) -> bool {
+    match (haystack, needle) {
+        (Value::String(h), Value::String(n)) => h.contains(n.as_str()),
+        (Value::Array(items), n) => items.iter().any(|i| same(i, n)),
+        (Value::Object(o), Value::String(k)) => o.contains_key(k),
+        (h, Value::String(n)) => h.to_string().contains(n.as_str()),
+        _ => false,
+    }
+}
+
+fn type_holds(t: &str, v: &Value) -> bool {
+    match t {
+        "#uuid" => v.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()),
+        "#number" => v.is_number(),
+        "#integer" => v.is_i64() || v.is_u64(),
+        "#string" => v.is_string(),
+        "#bool" => v.is_boolean(),
+        "#array" => v.is_array(),
+        "#object" => v.is_object(),
+        "#null" => v.is_null(),
+        "#datetime" => v
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        "#nonempty" => match v {
+            Value::String(s) => !s.trim().is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            Value::Null => false,
+            _ => true,
+        },
+        _ => false,
+    }
+}
+
+/// A value shown in a message, cut to a readable length.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 200 {
+        format!(
+            "{}... ({} chars)",
+            s.chars().take(200).collect::<String>(),
+            s.len()
+        )
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(v: Value) -> Matcher {
+        Matcher::compile(&v).unwrap()
+    }
+
+    #[test]
+    fn each_matcher_accepts_and_rejects() {
+        let cases: Vec<(Value, Value, Value)> = vec![
+            (json!(2), json!(2.0), json!(3)),
+            (
+                json!({"contains": "ship"}),
+                json!("shipped"),
+                json!("pending"),
+            ),
+            (json!({"contains": 2}), json!([1, 2]), json!([1])),
+            (json!({"not_contains": "PAN"}), json!("ok"), json!("a PAN")),
+            (json!({"regex": "^TRK-"}), json!("TRK-1"), json!("X")),
+            (json!({"one_of": ["a", "b"]}), json!("b"), json!("c")),
+            (json!({"len": 2}), json!([1, 2]), json!([1])),
+            (json!({"len": {"gte": 1}}), json!("x"), json!("")),
+            (
+                json!({"each": {"one_of": [1, 2]}}),
+                json!([1, 2, 1]),
+                json!([1, 3]),
+            ),
+            (json!({"gt": 1, "lt": 3}), json!(2), json!(3)),
+            (json!({"not": "x"}), json!("y"), json!("x")),
+            (
+                json!("#uuid"),
+                json!("6f1c7d1e-2b1a-4c3d-9e8f-0a1b2c3d4e5f"),
+                json!("nope"),
+            ),
+            (json!("#number"), json!(1.5), json!("1.5")),
+            (json!("#integer"), json!(2), json!(2.5)),
+            (
+                json!("#datetime"),
+                json!("2026-01-01T00:00:00Z"),
+                json!("yesterday"),
+            ),
+            (json!("#nonempty"), json!("a"), json!("")),
+        ];
+        for (matcher, good, bad) in cases {
+            let c = m(matcher.clone());
+            assert!(
+                c.check(Some(&good)).is_ok(),
+                "{matcher} should accept {good}"
+            );
+            let e = c.check(Some(&bad)).unwrap_err();
+            assert!(e.contains("expected"), "{matcher} on {bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn absent_and_present() {
+        assert!(m(json!({"absent": true})).check(None).is_ok());
+        assert!(m(json!({"absent": true})).check(Some(&json!(null))).is_ok());
+        assert!(m(json!({"absent": true})).check(Some(&json!(1))).is_err());
+        assert!(m(json!("#present")).check(None).is_err());
+        let e = m(json!("x")).check(None).unwrap_err();
+        assert!(e.contains("absent"), "{e}");
+    }
+
+    #[test]
+    fn bad_matchers_are_refused_with_the_vocabulary() {
+        let e = Matcher::compile(&json!({"contanis": "x"})).unwrap_err();
+        assert!(
+            e.contains("unknown matcher `contanis`") && e.contains("contains"),
+            "{e}"
+        );
+        let e = Matcher::compile(&json!("#uid")).unwrap_err();
+        assert!(e.contains("#uuid"), "{e}");
+        let e = Matcher::compile(&json!({"regex": "("})).unwrap_err();
+        assert!(e.contains("bad regex"), "{e}");
+        assert!(Matcher::compile(&json!({"gt": "x"})).is_err());
+        assert!(Matcher::compile(&json!({})).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The assertion language of specs: JSON paths ([`path`]) and matchers ([`matcher`]), and the JSON
+//! diff shown when a structured value differs.
+
+pub mod matcher;
+pub mod path;
+
+use serde_json::Value;
+
+/// A unified diff of the pretty-printed values, expected first.
+pub fn json_diff(expected: &Value, actual: &Value) -> String {
+    let e = serde_json::to_string_pretty(expected).unwrap_or_default() + "\n";
+    let a = serde_json::to_string_pretty(actual).unwrap_or_default() + "\n";
+    similar::TextDiff::from_lines(&e, &a)
+        .unified_diff()
+        .header("expected", "actual")
+        .to_string()
+}

@@ -1,0 +1,156 @@
+//! JSON paths of the spec format: `a.b[0].c`, `items[-1]` (last), `sources[*].level` (every element;
+//! the result is the array of what each element holds there), `products[sku=SKU-1].stock` (the first
+//! element whose `sku` is `SKU-1`).
+
+use serde_json::Value;
+
+/// One step of a path.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(i64),
+    All,
+    Find(String, String),
+}
+
+/// A parsed path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    segs: Vec<Seg>,
+    text: String,
+}
+
+impl Path {
+    /// Parses `text`; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Path, String> {
+        let mut segs = vec![];
+        let mut rest = text;
+        if rest.is_empty() {
+            return Err("an empty path".into());
+        }
+        if rest == "$" {
+            return Ok(Path {
+                segs,
+                text: text.into(),
+            });
+        }
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('[') {
+                let end = r
+                    .find(']')
+                    .ok_or_else(|| format!("`{text}`: `[` without `]`"))?;
+                let inner = &r[..end];
+                segs.push(if inner == "*" {
+                    Seg::All
+                } else if let Some((k, v)) = inner.split_once('=') {
+                    if k.is_empty() {
+                        return Err(format!("`{text}`: `[{inner}]` needs a key before `=`"));
+                    }
+                    Seg::Find(k.to_string(), v.to_string())
+                } else {
+                    Seg::Index(inner.parse().map_err(|_| {
+                        format!(
+                            "`{text}`: `[{inner}]` is not an index (a number, `*` or `key=value`)"
+                        )
+                    })?)
+                });
+                rest = &r[end + 1..];
+                if let Some(r) = rest.strip_prefix('.') {
+                    rest = r;
+                    if rest.is_empty() {
+                        return Err(format!("`{text}`: ends with `.`"));
+                    }
+                }
+            } else {
+                let end = rest.find(['.', '[']).unwrap_or(rest.len());
+                if end == 0 {
+                    return Err(format!("`{text}`: an empty key"));
+                }
+                segs.push(Seg::Key(rest[..end].to_string()));
+                rest = &rest[end..];
+                if let Some(r) = rest.strip_prefix('.') {
+                    rest = r;
+                    if rest.is_empty() {
+                        return Err(format!("`{text}`: ends with `.`"));
+                    }
+                }
+            }
+        }
+        Ok(Path {
+            segs,
+            text: text.into(),
+        })
+    }
+
+    /// The value at this path, or `None` when some step of it is missing.
+    pub fn get(&self, v: &Value) -> Option<Value> {
+        walk(&self.segs, v)
+    }
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn walk(segs: &[Seg], v: &Value) -> Option<Value> {
+    let Some((first, rest)) = segs.split_first() else {
+        return Some(v.clone());
+    };
+    match first {
+        Seg::Key(k) => walk(rest, v.as_object()?.get(k)?),
+        Seg::Index(i) => {
+            let a = v.as_array()?;
+            let idx = if *i < 0 { a.len() as i64 + i } else { *i };
+            walk(rest, a.get(usize::try_from(idx).ok()?)?)
+        }
+        Seg::Find(k, want) => walk(
+            rest,
+            v.as_array()?.iter().find(|e| match e.get(k) {
+                Some(Value::String(s)) => s == want,
+                Some(other) => want.parse::<Value>().is_ok_and(|w| w == *other),
+                None => false,
+            })?,
+        ),
+        Seg::All => Some(Value::Array(
+            v.as_array()?.iter().filter_map(|e| walk(rest, e)).collect(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_indices_negative_indices_and_wildcards() {
+        let v = json!({"a": {"b": [{"c": 1}, {"c": 2}, {"d": 3}]}});
+        let get = |p: &str| Path::parse(p).unwrap().get(&v);
+        assert_eq!(get("a.b[0].c"), Some(json!(1)));
+        assert_eq!(get("a.b[-1].d"), Some(json!(3)));
+        assert_eq!(get("a.b[*].c"), Some(json!([1, 2])));
+        assert_eq!(get("a.b[5]"), None);
+        assert_eq!(get("a.x"), None);
+        assert_eq!(get("$"), Some(v.clone()));
+        assert_eq!(get("a.b[c=2].c"), Some(json!(2)));
+        assert_eq!(get("a.b[d=3]"), Some(json!({"d": 3})));
+        assert_eq!(get("a.b[c=9]"), None);
+    }
+
+    #[test]
+    fn malformed_paths_say_why() {
+        for (p, why) in [
+            ("a[", "without `]`"),
+            ("a[x]", "not an index"),
+            ("a..b", "empty key"),
+            ("a.", "ends with"),
+            ("a[=1]", "needs a key"),
+            ("", "empty path"),
+        ] {
+            let e = Path::parse(p).unwrap_err();
+            assert!(e.contains(why), "{p}: {e}");
+        }
+    }
+}

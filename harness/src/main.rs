@@ -1,0 +1,266 @@
+//! `harness`: run scenario specs against the platform and report.
+//!
+//! `harness run` runs every suite in MOCK mode on embedded defaults; `harness list` lists the specs,
+//! and `harness list --matrix` maps requirement ids to them.
+
+use clap::{Parser, Subcommand};
+use harness::runner::{self, Outcome, RunConfig, Status};
+use harness::spec::{self, Mode};
+use harness::target::TargetSpec;
+use harness::{matrix, report};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "harness",
+    about = "Runs scenario specs against the AI support platform"
+)]
+struct Cli {
+    /// The directory of specs (default: ./scenarios, else the workspace's).
+    #[arg(long, global = true, env = "HARNESS_SCENARIOS")]
+    scenarios: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run specs (all suites in MOCK mode by default).
+    Run(RunArgs),
+    /// List specs, or the requirement matrix.
+    List(ListArgs),
+}
+
+#[derive(Parser, Default)]
+struct RunArgs {
+    /// Only these suites (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    suite: Vec<String>,
+    /// mock, golden or live_smoke.
+    #[arg(long, default_value = "mock", env = "TEST_MODE")]
+    mode: String,
+    /// Only these spec ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The seed behind fixtures, the scripted model and tenant names.
+    #[arg(long, env = "HARNESS_SEED", default_value_t = harness::DEFAULT_SEED)]
+    seed: u64,
+    /// Scenarios run at once (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where report.json and junit.xml go.
+    #[arg(long, default_value = "target/harness")]
+    report: PathBuf,
+    /// Run against a deployment at this URL instead of an in-process platform.
+    #[arg(long)]
+    target: Option<String>,
+    /// The deployment's operator key (with --target).
+    #[arg(long, env = "HARNESS_OPERATOR_KEY")]
+    operator_key: Option<String>,
+}
+
+#[derive(Parser)]
+struct ListArgs {
+    /// Print the requirement matrix instead.
+    #[arg(long)]
+    matrix: bool,
+    /// The requirement catalogue (for --matrix).
+    #[arg(long, default_value = "../shared/requirements")]
+    requirements: PathBuf,
+    /// Write the matrix to this file instead of printing it.
+    #[arg(long)]
+    write: Option<PathBuf>,
+}
+
+fn scenarios_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let here = PathBuf::from("scenarios");
+        if here.is_dir() {
+            here
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = scenarios_dir(cli.scenarios);
+    match cli.cmd.unwrap_or(Cmd::Run(RunArgs {
+        mode: "mock".into(),
+        seed: harness::DEFAULT_SEED,
+        report: "target/harness".into(),
+        ..RunArgs::default()
+    })) {
+        Cmd::Run(a) => run(&dir, a),
+        Cmd::List(a) => list(&dir, a),
+    }
+}
+
+fn list(dir: &Path, a: ListArgs) -> ExitCode {
+    let loaded = spec::load_dir(dir);
+    for e in &loaded.errors {
+        eprintln!("{e}");
+    }
+    if a.matrix {
+        let reqs = match matrix::requirements(&a.requirements) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "cannot read the requirement catalogue at {}: {e}",
+                    a.requirements.display()
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let md = matrix::markdown(&reqs, &loaded.specs);
+        match a.write {
+            Some(f) => {
+                if let Err(e) = std::fs::write(&f, md) {
+                    eprintln!("cannot write {}: {e}", f.display());
+                    return ExitCode::from(2);
+                }
+                println!("wrote {}", f.display());
+            }
+            None => print!("{md}"),
+        }
+    } else {
+        for s in &loaded.specs {
+            let modes: Vec<&str> = s.modes.iter().map(|m| m.as_str()).collect();
+            let pending = s
+                .pending
+                .as_ref()
+                .map(|p| format!("  [pending: {p}]"))
+                .unwrap_or_default();
+            println!(
+                "{:<14} {:<10} {:<26} {}{pending}",
+                s.id,
+                s.suite,
+                modes.join(","),
+                s.title
+            );
+        }
+    }
+    if loaded.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(dir: &Path, a: RunArgs) -> ExitCode {
+    let Some(mode) = Mode::parse(&a.mode) else {
+        eprintln!("unknown mode `{}`: use mock, golden or live_smoke", a.mode);
+        return ExitCode::from(2);
+    };
+    if mode != Mode::Mock {
+        eprintln!(
+            "mode {} needs the real backends (Postgres, NATS, Redis) and cassettes, which arrive with the real-backends and replay issues; only mock runs today",
+            mode.as_str()
+        );
+        return ExitCode::from(2);
+    }
+    let target = match a.target {
+        None => TargetSpec::Mock,
+        Some(url) => match a.operator_key {
+            Some(operator_key) => TargetSpec::Remote { url, operator_key },
+            None => {
+                eprintln!("--target needs the deployment's operator key (--operator-key or HARNESS_OPERATOR_KEY)");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let loaded = spec::load_dir(dir);
+    let mut specs = loaded.specs;
+    specs.retain(|s| {
+        (a.suite.is_empty() || a.suite.contains(&s.suite))
+            && (a.only.is_empty() || a.only.contains(&s.id))
+    });
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let cfg = RunConfig {
+        seed: a.seed,
+        mode,
+        target,
+        jobs,
+        events_timeout: Duration::from_secs(2),
+    };
+    println!(
+        "harness: {} specs from {} in {} mode against {}, seed {}, {} jobs",
+        specs.len(),
+        dir.display(),
+        mode.as_str(),
+        cfg.target.describe(),
+        cfg.seed,
+        jobs
+    );
+    let bar = ProgressBar::new(specs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut outcomes: Vec<Outcome> = rt.block_on(runner::run_all(&specs, &cfg, &|o: &Outcome| {
+        bar.inc(1);
+        bar.set_message(format!("{} {:?}", o.id, o.status));
+    }));
+    bar.finish_and_clear();
+    // Files that did not load are failures too, so that CI and the reports show them.
+    for e in &loaded.errors {
+        let suite = e
+            .file
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !a.suite.is_empty() && !a.suite.contains(&suite) {
+            continue;
+        }
+        outcomes.push(Outcome {
+            id: e.file.display().to_string(),
+            suite,
+            title: "does not load".into(),
+            mode: mode.as_str().into(),
+            status: Status::Failed,
+            duration_ms: 0,
+            seed: cfg.seed,
+            failure: Some(runner::Failure {
+                location: format!("{}:{}", e.file.display(), e.line),
+                step: "load".into(),
+                message: e.message.clone(),
+                seed: cfg.seed,
+                reproduce: "cargo run -p harness -- list".into(),
+            }),
+            skip_reason: None,
+        });
+    }
+    print!(
+        "{}",
+        report::terminal(&outcomes, started.elapsed().as_millis())
+    );
+    if let Err(e) = report::write(&a.report, &outcomes) {
+        eprintln!("cannot write the reports to {}: {e}", a.report.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "reports: {}/report.json, {}/junit.xml",
+        a.report.display(),
+        a.report.display()
+    );
+    if outcomes.iter().any(|o| o.status == Status::Failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,860 @@
+//! The scenario runner: boots or reaches the target, provisions the spec's fixtures as the
+//! scenario's own tenants, executes the steps in order and checks every expectation against what the
+//! platform did (response, event bus, run trace, budgets). A failure says where (`file:line`), which
+//! step, what was expected and what was found, the seed, and the one command that reproduces it.
+
+use crate::drive::{self, Request, Response};
+use crate::expect::{self, matcher::Matcher, path::Path};
+use crate::fixture::{self, FixtureTenant};
+use crate::spec::{Actor, Mode, Spec, Step};
+use crate::target::{Target, TargetSpec};
+use futures::StreamExt;
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// How a run is configured (the CLI's flags; `cargo test` uses MOCK and `HARNESS_SEED`).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub mode: Mode,
+    pub target: TargetSpec,
+    pub jobs: usize,
+    /// How long a step waits for the events it expects.
+    pub events_timeout: Duration,
+}
+
+impl RunConfig {
+    /// MOCK, in-process, with `seed`.
+    pub fn mock(seed: u64) -> Self {
+        Self {
+            seed,
+            mode: Mode::Mock,
+            target: TargetSpec::Mock,
+            jobs: 1,
+            events_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The one command that reproduces `spec` with this configuration.
+    pub fn reproduce(&self, spec: &Spec) -> String {
+        let target = match &self.target {
+            TargetSpec::Mock => String::new(),
+            TargetSpec::Remote { url, .. } => format!(" --target {url}"),
+        };
+        format!(
+            "cargo run -p harness -- run --mode {} --only {} --seed {}{target}",
+            self.mode.as_str(),
+            spec.id,
+            self.seed
+        )
+    }
+}
+
+/// A scenario's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// Why a scenario failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// `file:line` of the failing step.
+    pub location: String,
+    pub step: String,
+    pub message: String,
+    pub seed: u64,
+    pub reproduce: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}: {}", self.location, self.step)?;
+        for line in self.message.lines() {
+            writeln!(f, "    {line}")?;
+        }
+        writeln!(f, "    seed: {}", self.seed)?;
+        write!(f, "    reproduce: {}", self.reproduce)
+    }
+}
+
+/// One scenario's result, as `report.json` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub suite: String,
+    pub title: String,
+    pub mode: String,
+    pub status: Status,
+    pub duration_ms: u64,
+    pub seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+}
+
+/// Runs `specs` with up to `cfg.jobs` at once; `done` is called as each finishes. Outcomes come back
+/// in the order of `specs`.
+pub async fn run_all(
+    specs: &[Spec],
+    cfg: &RunConfig,
+    done: &(dyn Fn(&Outcome) + Sync),
+) -> Vec<Outcome> {
+    let mut out: Vec<(usize, Outcome)> = futures::stream::iter(specs.iter().enumerate())
+        .map(|(i, s)| async move {
+            let o = run_spec(s, cfg).await;
+            done(&o);
+            (i, o)
+        })
+        .buffer_unordered(cfg.jobs.max(1))
+        .collect()
+        .await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Runs one spec.
+pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
+    let started = Instant::now();
+    let mut o = Outcome {
+        id: spec.id.clone(),
+        suite: spec.suite.clone(),
+        title: spec.title.clone(),
+        mode: cfg.mode.as_str().into(),
+        status: Status::Passed,
+        duration_ms: 0,
+        seed: cfg.seed,
+        failure: None,
+        skip_reason: None,
+    };
+    let skip = if let Some(p) = &spec.pending {
+        Some(format!("pending: {p}"))
+    } else if !spec.modes.contains(&cfg.mode) {
+        Some(format!(
+            "not a {} spec (modes: {:?})",
+            cfg.mode.as_str(),
+            spec.modes
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        o.status = Status::Skipped;
+        o.skip_reason = Some(reason);
+        return o;
+    }
+    if let Err(f) = Scenario::run(spec, cfg).await {
+        o.status = Status::Failed;
+        o.failure = Some(f);
+    }
+    o.duration_ms = started.elapsed().as_millis() as u64;
+    o
+}
+
+struct Tenant {
+    slug: String,
+    fixture: FixtureTenant,
+}
+
+struct Scenario<'a> {
+    spec: &'a Spec,
+    cfg: &'a RunConfig,
+    target: Target,
+    http: reqwest::Client,
+    vars: BTreeMap<String, Value>,
+    tenants: BTreeMap<String, Tenant>,
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+/// A nonce that keeps tenants of different runs apart on a shared deployment (MOCK boots a fresh
+/// platform per scenario, so it needs none and its slugs are reproducible).
+fn run_nonce(target: &TargetSpec) -> String {
+    match target {
+        TargetSpec::Mock => String::new(),
+        TargetSpec::Remote { .. } => {
+            static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            NONCE
+                .get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string())
+                .clone()
+        }
+    }
+}
+
+impl<'a> Scenario<'a> {
+    async fn run(spec: &'a Spec, cfg: &'a RunConfig) -> Result<(), Failure> {
+        let fail_at = |location: String, step: &str, message: String| Failure {
+            location,
+            step: step.into(),
+            message,
+            seed: cfg.seed,
+            reproduce: cfg.reproduce(spec),
+        };
+        let setup = |m: String| fail_at(format!("{}:1", spec.file.display()), "setup", m);
+        let target = cfg
+            .target
+            .start(cfg.seed)
+            .await
+            .map_err(|e| setup(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let nonce = run_nonce(&cfg.target);
+        let slug_of = |alias: &str| {
+            let h = hex::encode(Sha256::digest(
+                format!("{}:{}:{alias}:{nonce}", cfg.seed, spec.id).as_bytes(),
+            ));
+            format!("{alias}-{}", &h[..10])
+        };
+        let mut sc = Scenario {
+            spec,
+            cfg,
+            target,
+            http,
+            vars: spec.vars.clone().into_iter().collect(),
+            tenants: BTreeMap::new(),
+            tokens: Mutex::new(HashMap::new()),
+        };
+        sc.vars.insert("seed".into(), json!(cfg.seed));
+        for name in &spec.fixtures {
+            let ts = fixture::build(name, cfg.seed, &slug_of)
+                .ok_or_else(|| setup(format!("unknown fixture `{name}`")))?;
+            for t in ts {
+                let slug = slug_of(&t.alias);
+                sc.provision(&slug, &t.seed).await.map_err(|m| {
+                    setup(format!(
+                        "provisioning fixture `{name}` (tenant `{}` as {slug}): {m}",
+                        t.alias
+                    ))
+                })?;
+                sc.vars.insert(format!("tenant.{}", t.alias), json!(slug));
+                sc.tenants
+                    .insert(t.alias.clone(), Tenant { slug, fixture: t });
+            }
+        }
+        for (i, step) in spec.steps.iter().enumerate() {
+            let label = step_label(i, step);
+            sc.step(step)
+                .await
+                .map_err(|m| fail_at(spec.step_location(i), &label, m))?;
+        }
+        Ok(())
+    }
+
+    async fn provision(&self, slug: &str, body: &Value) -> Result<(), String> {
+        let path = format!("/api/v1/operator/tenants/{slug}");
+        self.operator(Method::PUT, &path, body, 201).await
+    }
+
+    /// A call to the target's operator surface that must answer `expected`.
+    async fn operator(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        expected: u16,
+    ) -> Result<(), String> {
+        let r = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.target.base_url))
+            .header("x-operator-key", &self.target.operator_key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = r.status().as_u16();
+        if status == expected {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {path} answered {status}: {}",
+                r.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
+    fn actor(&self, step: &Step) -> Actor {
+        step.actor
+            .clone()
+            .or_else(|| self.spec.actor.clone())
+            .unwrap_or_default()
+    }
+
+    fn slug(&self, alias: &str) -> Result<String, String> {
+        self.tenants
+            .get(alias)
+            .map(|t| t.slug.clone())
+            .ok_or_else(|| format!("no fixture provides tenant `{alias}`"))
+    }
+
+    async fn credentials(&self, a: &Actor) -> Result<BTreeMap<String, String>, String> {
+        let mut h = BTreeMap::new();
+        if let Some(tok) = &a.token {
+            let tok = self.interp_str(tok)?;
+            h.insert("authorization".into(), format!("Bearer {tok}"));
+            return Ok(h);
+        }
+        let Some(alias) = &a.tenant else {
+            return Ok(h);
+        };
+        let t = self
+            .tenants
+            .get(alias)
+            .ok_or_else(|| format!("no fixture provides tenant `{alias}`"))?;
+        if let Some(label) = &a.api_key {
+            let key = t
+                .fixture
+                .api_keys
+                .get(label)
+                .ok_or_else(|| format!("no API key `{label}`"))?;
+            h.insert("x-api-key".into(), key.clone());
+        } else if let Some(user) = &a.user {
+            let token = self.login(alias, t, user).await?;
+            h.insert("authorization".into(), format!("Bearer {token}"));
+        }
+        Ok(h)
+    }
+
+    /// Logs a fixture user in through `POST /api/v1/auth/login`, once per scenario.
+    async fn login(&self, alias: &str, t: &Tenant, user: &str) -> Result<String, String> {
+        let key = (alias.to_string(), user.to_string());
+        let mut cache = self.tokens.lock().await;
+        if let Some(tok) = cache.get(&key) {
+            return Ok(tok.clone());
+        }
+        let login = t
+            .fixture
+            .users
+            .get(user)
+            .ok_or_else(|| format!("no user `{user}` in `{alias}`"))?;
+        let r = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.target.base_url))
+            .json(&json!({"tenant_id": t.slug, "email": login.email, "password": login.password}))
+            .send()
+            .await
+            .map_err(|e| format!("login of {user}: {e}"))?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let tok = body["token"]
+            .as_str()
+            .filter(|_| status == 200)
+            .ok_or_else(|| format!("login of {user}@{alias} answered {status}: {body}"))?
+            .to_string();
+        cache.insert(key, tok.clone());
+        Ok(tok)
+    }
+
+    fn interp_str(&self, s: &str) -> Result<String, String> {
+        match self.interp(&Value::String(s.into()))? {
+            Value::String(s) => Ok(s),
+            other => Ok(other.to_string()),
+        }
+    }
+
+    /// Replaces `${name}` in every string of `v`; a string that is only `${name}` takes the
+    /// variable's JSON value.
+    fn interp(&self, v: &Value) -> Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => {
+                if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                    if !name.contains("${") {
+                        return self.var(name).cloned();
+                    }
+                }
+                let mut out = String::new();
+                let mut rest = s.as_str();
+                while let Some(i) = rest.find("${") {
+                    out.push_str(&rest[..i]);
+                    let end = rest[i..]
+                        .find('}')
+                        .ok_or_else(|| format!("`{s}`: `${{` without `}}`"))?;
+                    let name = &rest[i + 2..i + end];
+                    match self.var(name)? {
+                        Value::String(x) => out.push_str(x),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    rest = &rest[i + end + 1..];
+                }
+                out.push_str(rest);
+                Value::String(out)
+            }
+            Value::Array(a) => {
+                Value::Array(a.iter().map(|x| self.interp(x)).collect::<Result<_, _>>()?)
+            }
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| Ok((k.clone(), self.interp(x)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn var(&self, name: &str) -> Result<&Value, String> {
+        self.vars.get(name).ok_or_else(|| {
+            format!(
+                "unknown variable `${{{name}}}` (known: {})",
+                self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), String> {
+        if let Some(f) = &step.fault {
+            return self.fault(step, f).await;
+        }
+        let started = Instant::now();
+        let mut attempts = 0;
+        let resp = loop {
+            attempts += 1;
+            match self.attempt(step).await {
+                Ok(r) => break r,
+                Err(m) => match &step.wait_until {
+                    Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
+                        tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
+                    }
+                    Some(w) => {
+                        return Err(format!(
+                            "{m}\n(still failing after {attempts} attempts in {} ms; wait_until timeout_ms: {})",
+                            started.elapsed().as_millis(),
+                            w.timeout_ms
+                        ))
+                    }
+                    None => return Err(m),
+                },
+            }
+        };
+        for (name, p) in &step.capture {
+            let path = Path::parse(p)?;
+            let v = path
+                .get(&resp.json)
+                .filter(|v| !v.is_null())
+                .ok_or_else(|| {
+                    format!(
+                        "capture `{name}`: nothing at `{p}` in {}",
+                        expect::matcher::short(&resp.json)
+                    )
+                })?;
+            self.vars.insert(name.clone(), v);
+        }
+        Ok(())
+    }
+
+    async fn fault(&self, step: &Step, f: &crate::spec::FaultStep) -> Result<(), String> {
+        let alias = f
+            .tenant
+            .clone()
+            .or_else(|| self.actor(step).tenant)
+            .ok_or("a fault needs a tenant: `tenant:` or the step's `as:`")?;
+        let body = json!({"tenant_id": self.slug(&alias)?, "tool": f.tool, "point": f.point, "fault": f.fault});
+        self.operator(Method::POST, "/api/v1/operator/faults", &body, 200)
+            .await
+    }
+
+    fn request(&self, step: &Step, creds: BTreeMap<String, String>) -> Result<Request, String> {
+        let merge = |base: Value| -> Result<Value, String> {
+            let mut base = base;
+            if let Some(b) = &step.body {
+                deep_merge(&mut base, self.interp(b)?);
+            }
+            Ok(base)
+        };
+        let (method, path, body, sse) = if let Some(text) = &step.chat {
+            (
+                Method::POST,
+                "/api/v1/chat/message".to_string(),
+                Some(merge(
+                    json!({"message": {"content": self.interp_str(text)?}}),
+                )?),
+                false,
+            )
+        } else if let Some(text) = &step.sse_chat {
+            (
+                Method::POST,
+                "/api/v1/chat/message".to_string(),
+                Some(merge(
+                    json!({"message": {"content": self.interp_str(text)?}, "options": {"stream": true}}),
+                )?),
+                true,
+            )
+        } else if let Some(w) = &step.workflow {
+            let mut b = json!({"workflow_id": w.id, "parameters": self.interp(&Value::Object(w.parameters.clone()))?});
+            if let Some(o) = &w.options {
+                b["options"] = self.interp(o)?;
+            }
+            (
+                Method::POST,
+                "/api/v1/workflows/execute".to_string(),
+                Some(merge(b)?),
+                false,
+            )
+        } else {
+            let (m, p) = [
+                (Method::GET, &step.get),
+                (Method::POST, &step.post),
+                (Method::PUT, &step.put),
+                (Method::PATCH, &step.patch),
+                (Method::DELETE, &step.delete),
+            ]
+            .into_iter()
+            .find_map(|(m, p)| p.as_ref().map(|p| (m, p)))
+            .ok_or("the step has no action")?;
+            let body = match &step.body {
+                Some(b) => Some(self.interp(b)?),
+                None => None,
+            };
+            (m, self.interp_str(p)?, body, false)
+        };
+        let mut headers = creds;
+        let raw = if let Some(r) = &step.raw_body {
+            Some(self.interp_str(r)?.into_bytes())
+        } else if let Some(r) = &step.repeat_body {
+            Some(format!("{}{}{}", r.prefix, r.text.repeat(r.times), r.suffix).into_bytes())
+        } else {
+            body.map(|b| b.to_string().into_bytes())
+        };
+        if raw.is_some() {
+            headers.insert("content-type".into(), "application/json".into());
+        }
+        for (k, v) in &step.headers {
+            headers.insert(k.to_ascii_lowercase(), self.interp_str(v)?);
+        }
+        Ok(Request {
+            method,
+            url: format!("{}{path}", self.target.base_url),
+            headers,
+            body: raw,
+            sse,
+        })
+    }
+
+    /// Sends the step (N copies when `parallel`) and checks everything it expects.
+    async fn attempt(&self, step: &Step) -> Result<Response, String> {
+        let actor = self.actor(step);
+        let creds = self.credentials(&actor).await?;
+        let req = self.request(step, creds.clone())?;
+        let cursor = self.target.events.as_ref().map_or(0, |f| f.len());
+        let n = step.parallel.unwrap_or(1) as usize;
+        let resps = futures::future::join_all((0..n).map(|_| drive::send(&self.http, &req))).await;
+        let mut first = None;
+        for (i, r) in resps.into_iter().enumerate() {
+            let r = r?;
+            let which = if n > 1 {
+                format!("copy {} of {n}: ", i + 1)
+            } else {
+                String::new()
+            };
+            self.check_response(step, &r, &creds).await.map_err(|m| {
+                format!(
+                    "{which}{m}\nresponse: {} {}",
+                    r.status,
+                    expect::matcher::short(&r.json)
+                )
+            })?;
+            first.get_or_insert(r);
+        }
+        let first = first.ok_or("no response")?;
+        self.check_events(step, &actor, cursor).await?;
+        Ok(first)
+    }
+
+    async fn check_response(
+        &self,
+        step: &Step,
+        r: &Response,
+        creds: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let e = &step.expect;
+        let mut problems = vec![];
+        match &e.status {
+            Some(Value::Array(ok)) => {
+                if !ok.iter().any(|s| s.as_u64() == Some(u64::from(r.status))) {
+                    problems.push(format!(
+                        "status: expected one of {}, found {}",
+                        Value::Array(ok.clone()),
+                        r.status
+                    ));
+                }
+            }
+            Some(s) => {
+                if s.as_u64() != Some(u64::from(r.status)) {
+                    problems.push(format!("status: expected {s}, found {}", r.status));
+                }
+            }
+            None => {
+                if !(200..300).contains(&r.status) {
+                    problems.push(format!(
+                        "status: expected a 2xx (no `status:` given), found {}",
+                        r.status
+                    ));
+                }
+            }
+        }
+        for (name, m) in &e.headers {
+            let m = Matcher::compile(&self.interp(m)?)?;
+            let v = r
+                .headers
+                .get(&name.to_ascii_lowercase())
+                .map(|s| Value::String(s.clone()));
+            if let Err(why) = m.check(v.as_ref()) {
+                problems.push(format!("header `{name}`: {why}"));
+            }
+        }
+        check_paths("json", &e.json, &r.json, self, &mut problems)?;
+        if !e.run.is_empty() || e.budget.as_ref().is_some_and(|b| b.cost_usd.is_some()) {
+            let run_id = match &e.run_id {
+                Some(id) => Some(self.interp_str(id)?),
+                None => find_run_id(&r.json),
+            };
+            let run = match run_id {
+                Some(id) => Some(self.fetch_run(&id, creds).await?),
+                None if !e.run.is_empty() => {
+                    return Err("expect.run: the response names no run (workflow.run_id, execution.run_id, run_id or error.details[run_id]); set `run_id:`".into())
+                }
+                None => None,
+            };
+            if let Some(run) = &run {
+                check_paths("run", &e.run, run, self, &mut problems)?;
+            }
+            if let Some(cap) = e.budget.as_ref().and_then(|b| b.cost_usd) {
+                let cost = run
+                    .as_ref()
+                    .and_then(|r| r["cost_usd"].as_f64())
+                    .or_else(|| cost_in(&r.json));
+                match cost {
+                    Some(c) if c <= cap => {}
+                    Some(c) => problems.push(format!("budget: cost ${c:.6} is over the ${cap} budget")),
+                    None => problems.push("budget: the cost is not observable (no run and no response.metadata.cost_usd)".into()),
+                }
+            }
+        }
+        if let Some(ms) = e.budget.as_ref().and_then(|b| b.latency_ms) {
+            let took = r.latency.as_millis() as u64;
+            if took > ms {
+                problems.push(format!(
+                    "budget: latency {took} ms is over the {ms} ms budget"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    async fn fetch_run(&self, id: &str, creds: &BTreeMap<String, String>) -> Result<Value, String> {
+        let req = Request {
+            method: Method::GET,
+            url: format!("{}/api/v1/runs/{id}", self.target.base_url),
+            headers: creds.clone(),
+            body: None,
+            sse: false,
+        };
+        let r = drive::send(&self.http, &req).await?;
+        if r.status != 200 {
+            return Err(format!(
+                "GET /api/v1/runs/{id} answered {}: {}",
+                r.status, r.json
+            ));
+        }
+        Ok(augment_run(r.json))
+    }
+
+    async fn check_events(&self, step: &Step, actor: &Actor, cursor: usize) -> Result<(), String> {
+        let e = &step.expect;
+        if e.events.is_empty() && e.no_event_contains.is_empty() {
+            return Ok(());
+        }
+        let feed = self.target.events.as_ref().ok_or(
+            "this target exposes no event feed, so `events`/`no_event_contains` cannot be checked (remote targets get one with NATS)",
+        )?;
+        let deadline = Instant::now() + self.cfg.events_timeout;
+        loop {
+            let seen = feed.since(cursor);
+            let mut problems = vec![];
+            for ex in &e.events {
+                let alias = ex.tenant.clone().or_else(|| actor.tenant.clone());
+                let slug = match &alias {
+                    Some(a) => Some(self.slug(a)?),
+                    None => None,
+                };
+                let matching: Vec<&Value> = seen
+                    .iter()
+                    .filter(|ev| {
+                        ev["event_type"] == ex.subject
+                            && slug.as_ref().is_none_or(|s| ev["tenant_id"] == *s)
+                    })
+                    .collect();
+                let mut fields_ok = vec![];
+                let mut last_why = String::new();
+                for ev in &matching {
+                    let mut why = vec![];
+                    check_paths("field", &ex.fields, ev, self, &mut why)?;
+                    if why.is_empty() {
+                        fields_ok.push(*ev);
+                    } else {
+                        last_why = why.join("; ");
+                    }
+                }
+                let ok = match ex.count {
+                    Some(c) => fields_ok.len() == c,
+                    None => !fields_ok.is_empty(),
+                };
+                if !ok {
+                    let types: Vec<String> = seen
+                        .iter()
+                        .filter(|ev| slug.as_ref().is_none_or(|s| ev["tenant_id"] == *s))
+                        .map(|ev| ev["event_type"].as_str().unwrap_or("?").to_string())
+                        .collect();
+                    problems.push(format!(
+                        "event `{}`{}: expected {}, found {} matching ({} with this subject{}); events seen: [{}]",
+                        ex.subject,
+                        alias.map(|a| format!(" of tenant `{a}`")).unwrap_or_default(),
+                        ex.count.map_or("at least 1".to_string(), |c| format!("exactly {c}")),
+                        fields_ok.len(),
+                        matching.len(),
+                        if last_why.is_empty() { String::new() } else { format!("; the last differs: {last_why}") },
+                        types.join(", ")
+                    ));
+                }
+            }
+            for needle in &e.no_event_contains {
+                let needle = self.interp_str(needle)?;
+                if let Some(ev) = seen.iter().find(|ev| ev.to_string().contains(&needle)) {
+                    problems.push(format!(
+                        "an event contains `{needle}`: {}",
+                        expect::matcher::short(ev)
+                    ));
+                }
+            }
+            if feed.lagged() > 0 {
+                problems.push(format!(
+                    "the event feed fell behind and missed {} events",
+                    feed.lagged()
+                ));
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(problems.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Checks `path: matcher` pairs against `doc`, pushing one line per mismatch (with a diff for
+/// structured values).
+fn check_paths(
+    what: &str,
+    map: &BTreeMap<String, Value>,
+    doc: &Value,
+    sc: &Scenario<'_>,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    for (p, m) in map {
+        let path = Path::parse(p)?;
+        let expected = sc.interp(m)?;
+        let matcher = Matcher::compile(&expected)?;
+        let actual = path.get(doc);
+        if let Err(why) = matcher.check(actual.as_ref()) {
+            let mut line = format!("{what} `{p}`: {why}");
+            if let (Matcher::Equals(e), Some(a)) = (&matcher, &actual) {
+                if e.is_object() || e.is_array() {
+                    line.push('\n');
+                    line.push_str(&expect::json_diff(e, a));
+                }
+            }
+            problems.push(line);
+        }
+    }
+    Ok(())
+}
+
+fn deep_merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                deep_merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// The run id a response names, wherever the platform puts it.
+pub fn find_run_id(v: &Value) -> Option<String> {
+    for p in [
+        "workflow.run_id",
+        "execution.run_id",
+        "run_id",
+        "final.workflow.run_id",
+    ] {
+        if let Some(Value::String(s)) = Path::parse(p).ok()?.get(v) {
+            return Some(s);
+        }
+    }
+    v["error"]["details"]
+        .as_array()?
+        .iter()
+        .find(|d| d["field"] == "run_id")
+        .and_then(|d| d["message"].as_str())
+        .map(str::to_string)
+}
+
+fn cost_in(v: &Value) -> Option<f64> {
+    v["response"]["metadata"]["cost_usd"]
+        .as_f64()
+        .or_else(|| v["final"]["response"]["metadata"]["cost_usd"].as_f64())
+}
+
+/// The run trace with the lists specs usually want: `tools` (tool steps in order), `tiers` (model
+/// tiers in order), `step_ids`, `compensation_ids` and `compensation_tools`.
+pub fn augment_run(mut run: Value) -> Value {
+    let list = |arr: &Value, key: &str| -> Value {
+        Value::Array(
+            arr.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.get(key).filter(|v| !v.is_null()).cloned())
+                .collect(),
+        )
+    };
+    let steps = run["steps"].clone();
+    let comp = run["compensation"].clone();
+    run["tools"] = list(&steps, "tool");
+    run["tiers"] = list(&steps, "tier");
+    run["step_ids"] = list(&steps, "step_id");
+    run["compensation_ids"] = list(&comp, "step_id");
+    run["compensation_tools"] = list(&comp, "tool");
+    run
+}
+
+fn step_label(i: usize, step: &Step) -> String {
+    let what = step
+        .name
+        .clone()
+        .or_else(|| step.chat.as_ref().map(|c| format!("chat {c:?}")))
+        .or_else(|| step.sse_chat.as_ref().map(|c| format!("sse_chat {c:?}")))
+        .or_else(|| step.workflow.as_ref().map(|w| format!("workflow {}", w.id)))
+        .or_else(|| step.fault.as_ref().map(|f| format!("fault in {}", f.tool)))
+        .or_else(|| step.get.as_ref().map(|p| format!("GET {p}")))
+        .or_else(|| step.post.as_ref().map(|p| format!("POST {p}")))
+        .or_else(|| step.put.as_ref().map(|p| format!("PUT {p}")))
+        .or_else(|| step.patch.as_ref().map(|p| format!("PATCH {p}")))
+        .or_else(|| step.delete.as_ref().map(|p| format!("DELETE {p}")))
+        .unwrap_or_default();
+    format!("step {} ({what})", i + 1)
+}

@@ -1,0 +1,513 @@
+//! Loading specs: every file under a directory is parsed and validated, and every problem is reported
+//! as `file:line: what was expected`. A bad file never stops the others from loading.
+
+use super::model::{Actor, Spec, Step};
+use crate::expect::{matcher::Matcher, path::Path};
+use crate::fixture;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path as FsPath, PathBuf};
+
+/// A problem with one spec file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+/// What a directory held: the valid specs (sorted by suite and id) and the problems.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub specs: Vec<Spec>,
+    pub errors: Vec<LoadError>,
+}
+
+/// Loads every `*.yaml`/`*.yml` under `dir` (recursively).
+pub fn load_dir(dir: &FsPath) -> Loaded {
+    let mut files = vec![];
+    collect(dir, &mut files);
+    files.sort();
+    let mut out = Loaded::default();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Err(e) => out.errors.push(LoadError {
+                file: f.clone(),
+                line: 1,
+                message: format!("cannot read: {e}"),
+            }),
+            Ok(text) => match load_str(&f, &text) {
+                Ok(spec) => {
+                    if let Some(first) = seen.get(&spec.id) {
+                        out.errors.push(LoadError {
+                            file: f.clone(),
+                            line: line_of(&text, "id:", 0).unwrap_or(1),
+                            message: format!(
+                                "duplicate id `{}` (also in {})",
+                                spec.id,
+                                first.display()
+                            ),
+                        });
+                    } else {
+                        seen.insert(spec.id.clone(), f.clone());
+                        out.specs.push(spec);
+                    }
+                }
+                Err(errs) => out.errors.extend(errs),
+            },
+        }
+    }
+    out.specs
+        .sort_by(|a, b| (&a.suite, &a.id).cmp(&(&b.suite, &b.id)));
+    out
+}
+
+fn collect(dir: &FsPath, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+/// Parses and validates one spec; all its problems at once.
+pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
+    let err = |line: usize, message: String| LoadError {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let mut spec: Spec = serde_norway::from_str(text).map_err(|e| {
+        let line = e.location().map_or(1, |l| l.line().max(1));
+        vec![err(line, explain(&e.to_string()))]
+    })?;
+    spec.file = file.to_path_buf();
+    spec.step_lines = step_lines(text);
+    let mut errors = vec![];
+    let step_line = |i: usize| spec.step_lines.get(i).copied().unwrap_or(1);
+    let top = |key: &str| line_of(text, &format!("{key}:"), 0).unwrap_or(1);
+    if spec.id.trim().is_empty() || spec.id.contains(char::is_whitespace) {
+        errors.push(err(
+            top("id"),
+            format!("`id` must be one word, got `{}`", spec.id),
+        ));
+    }
+    if let Some(dir) = file
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+    {
+        if dir != spec.suite && file.parent().and_then(|p| p.parent()).is_some() {
+            errors.push(err(
+                top("suite"),
+                format!("`suite: {}` but the file is in `{dir}/`; a spec lives in the directory of its suite", spec.suite),
+            ));
+        }
+    }
+    if spec.steps.is_empty() {
+        errors.push(err(
+            top("steps"),
+            "`steps` is empty; a spec needs at least one step".into(),
+        ));
+    }
+    let mut aliases: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for name in &spec.fixtures {
+        match fixture::build(name, 0, &|a| a.to_string()) {
+            None => errors.push(err(
+                line_of(text, name, 0).unwrap_or(top("fixtures")),
+                format!(
+                    "unknown fixture `{name}`; known: {}",
+                    fixture::FIXTURES
+                        .iter()
+                        .map(|f| f.0)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            Some(ts) => {
+                for t in ts {
+                    aliases.insert(
+                        t.alias,
+                        (
+                            t.users.into_keys().collect(),
+                            t.api_keys.into_keys().collect(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let check_actor = |a: &Actor, line: usize, errors: &mut Vec<LoadError>| {
+        let creds = [
+            a.user.is_some(),
+            a.api_key.is_some(),
+            a.token.is_some(),
+            a.anonymous,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if creds > 1 {
+            errors.push(err(
+                line,
+                "`as:` names more than one of user, api_key, token, anonymous".into(),
+            ));
+        }
+        if let Some(t) = &a.tenant {
+            match aliases.get(t) {
+                None => errors.push(err(
+                    line,
+                    format!(
+                        "tenant `{t}` is not provided by the fixtures [{}] (their tenants: {})",
+                        spec.fixtures.join(", "),
+                        aliases.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+                Some((users, keys)) => {
+                    if let Some(u) = &a.user {
+                        if !users.contains(u) {
+                            errors.push(err(
+                                line,
+                                format!(
+                                    "tenant `{t}` has no user `{u}` (it has: {})",
+                                    users.iter().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    if let Some(k) = &a.api_key {
+                        if !keys.contains(k) {
+                            errors.push(err(line, format!("tenant `{t}` has no API key `{k}`")));
+                        }
+                    }
+                }
+            }
+        } else if a.user.is_some() || a.api_key.is_some() {
+            errors.push(err(
+                line,
+                "`as:` with a user or api_key needs `tenant`".into(),
+            ));
+        }
+    };
+    if let Some(a) = &spec.actor {
+        check_actor(a, top("as"), &mut errors);
+    }
+    for (i, step) in spec.steps.iter().enumerate() {
+        let line = step_line(i);
+        let next = spec.step_lines.get(i + 1).copied().unwrap_or(usize::MAX);
+        let at = |needle: &str| line_within(text, needle, line, next).unwrap_or(line);
+        if let Some(a) = &step.actor {
+            check_actor(a, at("as:"), &mut errors);
+        } else if spec.actor.is_none() && step.fault.is_none() {
+            errors.push(err(line, "the step has no `as:` and the spec has no default `as:`; say who sends it (`as: {anonymous: true}` for nobody)".into()));
+        }
+        validate_step(step, &at, &mut errors, &err, &aliases);
+    }
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate_step(
+    step: &Step,
+    at: &dyn Fn(&str) -> usize,
+    errors: &mut Vec<LoadError>,
+    err: &dyn Fn(usize, String) -> LoadError,
+    aliases: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+) {
+    let actions = step.actions();
+    if actions.len() != 1 {
+        errors.push(err(
+            at("-"),
+            format!(
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault; found {}",
+                if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
+            ),
+        ));
+    }
+    let bodies = [
+        step.body.is_some(),
+        step.raw_body.is_some(),
+        step.repeat_body.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if bodies > 1 {
+        errors.push(err(
+            at("body"),
+            "use only one of body, raw_body, repeat_body".into(),
+        ));
+    }
+    if (step.raw_body.is_some() || step.repeat_body.is_some())
+        && !(step.post.is_some() || step.put.is_some() || step.patch.is_some())
+    {
+        errors.push(err(
+            at("_body"),
+            "raw_body and repeat_body go with post, put or patch".into(),
+        ));
+    }
+    if let Some(f) = &step.fault {
+        if let Some(t) = &f.tenant {
+            if !aliases.contains_key(t) {
+                errors.push(err(
+                    at("tenant:"),
+                    format!("fault tenant `{t}` is not provided by the fixtures"),
+                ));
+            }
+        }
+    }
+    let e = &step.expect;
+    if let Some(s) = &e.status {
+        let ok = match s {
+            serde_json::Value::Number(n) => n.as_u64().is_some_and(|n| (100..600).contains(&n)),
+            serde_json::Value::Array(a) => {
+                !a.is_empty()
+                    && a.iter()
+                        .all(|n| n.as_u64().is_some_and(|n| (100..600).contains(&n)))
+            }
+            _ => false,
+        };
+        if !ok {
+            errors.push(err(
+                at("status:"),
+                format!("`status` must be a status code or a list of them, got {s}"),
+            ));
+        }
+    }
+    let matchers = |what: &str,
+                    map: &BTreeMap<String, serde_json::Value>,
+                    paths: bool,
+                    errors: &mut Vec<LoadError>| {
+        for (k, v) in map {
+            if paths {
+                if let Err(m) = Path::parse(k) {
+                    errors.push(err(at(k), format!("{what}: bad path {m}")));
+                }
+            }
+            if let Err(m) = Matcher::compile(v) {
+                errors.push(err(at(k), format!("{what} `{k}`: {m}")));
+            }
+        }
+    };
+    matchers("expect.json", &e.json, true, errors);
+    matchers("expect.headers", &e.headers, false, errors);
+    matchers("expect.run", &e.run, true, errors);
+    for ev in &e.events {
+        matchers("expect.events.fields", &ev.fields, true, errors);
+        if let Some(t) = &ev.tenant {
+            if !aliases.contains_key(t) {
+                errors.push(err(
+                    at(&ev.subject),
+                    format!("event tenant `{t}` is not provided by the fixtures"),
+                ));
+            }
+        }
+    }
+    for (name, p) in &step.capture {
+        if let Err(m) = Path::parse(p) {
+            errors.push(err(at(name), format!("capture `{name}`: bad path {m}")));
+        }
+    }
+    if step.parallel == Some(0) {
+        errors.push(err(at("parallel"), "`parallel` must be at least 1".into()));
+    }
+}
+
+impl Step {
+    /// The action words this step uses (valid steps have exactly one).
+    pub fn actions(&self) -> Vec<&'static str> {
+        let mut a = vec![];
+        for (set, name) in [
+            (self.chat.is_some(), "chat"),
+            (self.sse_chat.is_some(), "sse_chat"),
+            (self.get.is_some(), "get"),
+            (self.post.is_some(), "post"),
+            (self.put.is_some(), "put"),
+            (self.patch.is_some(), "patch"),
+            (self.delete.is_some(), "delete"),
+            (self.workflow.is_some(), "workflow"),
+            (self.fault.is_some(), "fault"),
+        ] {
+            if set {
+                a.push(name);
+            }
+        }
+        a
+    }
+}
+
+/// serde's messages, with the vocabulary it already lists made readable.
+fn explain(msg: &str) -> String {
+    // serde_norway appends " at line L column C"; the location is already in front.
+    let m = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    m.to_string()
+}
+
+/// 1-based lines of the items of the top-level `steps:` sequence (block style).
+pub fn step_lines(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.starts_with("steps:")) else {
+        return vec![];
+    };
+    let mut indent = None;
+    let mut out = vec![];
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        if !l.is_empty() && !l.starts_with(' ') && !l.starts_with('-') && !l.starts_with('#') {
+            break; // the next top-level key
+        }
+        let trimmed = l.trim_start();
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            let ind = l.len() - trimmed.len();
+            match indent {
+                None => {
+                    indent = Some(ind);
+                    out.push(i + 1);
+                }
+                Some(k) if k == ind => out.push(i + 1),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The first 1-based line at or after `from` (0-based) that contains `needle`.
+fn line_of(text: &str, needle: &str, from: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+}
+
+/// The same, within the 1-based lines `[from, to)`.
+fn line_within(text: &str, needle: &str, from: usize, to: usize) -> Option<usize> {
+    line_of(text, needle, from.saturating_sub(1)).filter(|l| *l < to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "id: T-1
+title: t
+suite: e2e
+fixtures: [acme]
+as: {tenant: acme, user: bob}
+steps:
+  - chat: hello
+    expect:
+      status: 200
+      json:
+        response.metadata.tier_used: SLM_A
+  - get: /healthz
+    as: {anonymous: true}
+";
+
+    fn load(text: &str) -> Result<Spec, Vec<LoadError>> {
+        load_str(FsPath::new("scenarios/e2e/t.yaml"), text)
+    }
+
+    fn one_error(text: &str) -> LoadError {
+        let e = load(text).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        e[0].clone()
+    }
+
+    #[test]
+    fn a_good_spec_loads_with_its_step_lines() {
+        let s = load(GOOD).unwrap();
+        assert_eq!(s.step_lines, vec![7, 12]);
+        assert_eq!(s.step_location(1), "scenarios/e2e/t.yaml:12");
+    }
+
+    #[test]
+    fn a_typo_in_a_field_name_is_reported_at_its_line() {
+        let e = one_error(&GOOD.replace("    expect:", "    expcet:"));
+        assert_eq!(e.line, 8, "{e}");
+        assert!(
+            e.message.contains("unknown field `expcet`") && e.message.contains("expect"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("scenarios/e2e/t.yaml:8: "), "{e}");
+    }
+
+    #[test]
+    fn a_bad_matcher_is_reported_at_its_line() {
+        let e = one_error(&GOOD.replace("tier_used: SLM_A", "tier_used: {contanis: SLM}"));
+        assert_eq!(e.line, 11, "{e}");
+        assert!(e.message.contains("unknown matcher `contanis`"), "{e}");
+        let e = one_error(&GOOD.replace("tier_used: SLM_A", "tier_used: {regex: '('}"));
+        assert!(e.message.contains("bad regex"), "{e}");
+    }
+
+    #[test]
+    fn broken_yaml_is_reported_at_its_line() {
+        let e = one_error(&GOOD.replace("      status: 200", "      status: [200"));
+        assert!(e.line >= 9, "{e}");
+        let e = one_error("id: x\n  title: [\n");
+        assert!(e.line >= 1, "{e}");
+    }
+
+    #[test]
+    fn semantic_problems_are_each_reported() {
+        let bad = GOOD
+            .replace("fixtures: [acme]", "fixtures: [acme, nope]")
+            .replace(
+                "  - get: /healthz\n    as: {anonymous: true}\n",
+                "  - get: /healthz\n    post: /x\n    as: {tenant: acme, user: zed}\n",
+            );
+        let errs = load(&bad).unwrap_err();
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("unknown fixture `nope`"), "{text}");
+        assert!(
+            text.contains("exactly one action") && text.contains("get, post"),
+            "{text}"
+        );
+        assert!(text.contains("no user `zed`"), "{text}");
+        let e = one_error(&GOOD.replace("status: 200", "status: ok"));
+        assert!(e.message.contains("status code"), "{e}");
+        let e = one_error(&GOOD.replace("suite: e2e", "suite: rag"));
+        assert!(e.message.contains("directory of its suite"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_with_bad_files_still_loads_the_good_ones() {
+        let dir = std::env::temp_dir().join(format!("harness-load-{}", std::process::id()));
+        let sub = dir.join("e2e");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("a.yaml"), GOOD).unwrap();
+        std::fs::write(
+            sub.join("b.yaml"),
+            GOOD.replace("T-1", "T-2").replace("expect:", "expcet:"),
+        )
+        .unwrap();
+        std::fs::write(sub.join("c.yaml"), "id: [").unwrap();
+        std::fs::write(sub.join("d.yaml"), GOOD).unwrap();
+        let l = load_dir(&dir);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(l.specs.len(), 1);
+        assert_eq!(l.errors.len(), 3, "{:?}", l.errors);
+        assert!(l
+            .errors
+            .iter()
+            .any(|e| e.message.contains("duplicate id `T-1`")));
+    }
+}

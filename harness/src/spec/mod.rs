@@ -1,0 +1,8 @@
+//! The scenario format ([`model`]) and its loader ([`load`]), which reports every problem as
+//! `file:line`. The format is documented for users in `scenarios/README.md`.
+
+pub mod load;
+pub mod model;
+
+pub use load::{load_dir, load_str, LoadError, Loaded};
+pub use model::*;

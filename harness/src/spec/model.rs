@@ -1,0 +1,251 @@
+//! The scenario format: what a spec file may say. Every struct refuses unknown fields, so a typo in a
+//! field name is a load error with its line, not a silently ignored expectation.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// How the platform under test runs (DESIGN.md, "Modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Mock,
+    Golden,
+    LiveSmoke,
+}
+
+impl Mode {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Mock => "mock",
+            Mode::Golden => "golden",
+            Mode::LiveSmoke => "live_smoke",
+        }
+    }
+
+    /// Parses a command-line mode name.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.to_ascii_lowercase().as_str() {
+            "mock" => Some(Mode::Mock),
+            "golden" => Some(Mode::Golden),
+            "live_smoke" | "live-smoke" => Some(Mode::LiveSmoke),
+            _ => None,
+        }
+    }
+}
+
+fn all_modes() -> Vec<Mode> {
+    vec![Mode::Mock, Mode::Golden, Mode::LiveSmoke]
+}
+
+/// One scenario: an id from the requirement catalogue, the data it needs, and its steps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub id: String,
+    pub title: String,
+    pub suite: String,
+    #[serde(default = "all_modes")]
+    pub modes: Vec<Mode>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Requirement ids this spec proves, when more than its own id (or other than it).
+    #[serde(default)]
+    pub covers: Vec<String>,
+    /// Named fixtures to provision before the first step.
+    #[serde(default)]
+    pub fixtures: Vec<String>,
+    /// Set when the spec cannot run yet: it is listed as pending, never as passed.
+    pub pending: Option<String>,
+    /// Parts of the requirement this spec does not prove (shown in the matrix), so that partial
+    /// coverage is never mistaken for full coverage.
+    #[serde(default)]
+    pub gaps: Vec<String>,
+    /// Variables available to every step as `${name}`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// The caller of every step that does not say `as:`.
+    #[serde(rename = "as")]
+    pub actor: Option<Actor>,
+    pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// 1-based line of each step in `steps`.
+    #[serde(skip)]
+    pub step_lines: Vec<usize>,
+}
+
+impl Spec {
+    /// The requirement ids this spec proves.
+    pub fn requirements(&self) -> Vec<String> {
+        if self.covers.is_empty() {
+            vec![self.id.clone()]
+        } else {
+            self.covers.clone()
+        }
+    }
+
+    /// `file:line` of step `i` (the file's first line when unknown).
+    pub fn step_location(&self, i: usize) -> String {
+        format!(
+            "{}:{}",
+            self.file.display(),
+            self.step_lines.get(i).copied().unwrap_or(1)
+        )
+    }
+}
+
+/// Who sends a request: a fixture user (logged in through the API), a fixture API key, or nobody.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    /// The fixture's tenant alias (e.g. `acme`); the harness maps it to the scenario's own tenant.
+    pub tenant: Option<String>,
+    /// A fixture user handle (e.g. `bob`).
+    pub user: Option<String>,
+    /// A fixture API key label (e.g. `admin`), sent as `X-API-Key`.
+    pub api_key: Option<String>,
+    /// A raw bearer token (after interpolation), for expired or forged tokens.
+    pub token: Option<String>,
+    /// Send no credential at all.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// One request and what must be true of it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: Option<String>,
+    #[serde(rename = "as")]
+    pub actor: Option<Actor>,
+    /// `POST /api/v1/chat/message` with this content (`body:` is merged over it).
+    pub chat: Option<String>,
+    /// The same, with `options.stream: true`, read as server-sent events.
+    pub sse_chat: Option<String>,
+    pub get: Option<String>,
+    pub post: Option<String>,
+    pub put: Option<String>,
+    pub patch: Option<String>,
+    pub delete: Option<String>,
+    /// `POST /api/v1/workflows/execute`.
+    pub workflow: Option<WorkflowCall>,
+    /// A tool fault for this scenario's tenant, through the operator surface.
+    pub fault: Option<FaultStep>,
+    /// JSON body (for `post`/`put`/`patch`; merged over the generated body of `chat`/`workflow`).
+    pub body: Option<Value>,
+    /// A body sent byte for byte (malformed JSON, oversized input).
+    pub raw_body: Option<String>,
+    /// A raw body made of `text` repeated `times` times (sizes the YAML cannot hold).
+    pub repeat_body: Option<RepeatBody>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Send this many copies at once; the expectations hold for each.
+    pub parallel: Option<u32>,
+    /// Retry the step until its expectations hold, or fail with the last attempt's mismatch.
+    pub wait_until: Option<WaitUntil>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Variables to take from the response for later steps: `name: json.path`.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+}
+
+/// A workflow execution request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowCall {
+    pub id: String,
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, Value>,
+    pub options: Option<Value>,
+}
+
+/// A tool fault: `always_fail`, `{fail_times: n}`, `{delay_ms: n}` or `none`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    pub tool: String,
+    /// `call` (default) or `compensate`.
+    pub point: Option<String>,
+    pub fault: Value,
+    /// Tenant alias; the step's actor's tenant by default.
+    pub tenant: Option<String>,
+}
+
+/// A generated raw body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatBody {
+    #[serde(default)]
+    pub prefix: String,
+    pub text: String,
+    pub times: usize,
+    #[serde(default)]
+    pub suffix: String,
+}
+
+/// Polling for a state that arrives asynchronously.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitUntil {
+    pub timeout_ms: u64,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_interval() -> u64 {
+    50
+}
+
+/// What must be true of a step's response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// A status code, or a list of acceptable ones.
+    pub status: Option<Value>,
+    /// Header name -> matcher.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    /// JSON path -> matcher, over the response body (for SSE: `{events:[{event,data}], final}`).
+    #[serde(default)]
+    pub json: BTreeMap<String, Value>,
+    /// Events that must be published on the bus during the step.
+    #[serde(default)]
+    pub events: Vec<EventExpect>,
+    /// Strings that no event published during the step may contain (PAN, CVV, secrets).
+    #[serde(default)]
+    pub no_event_contains: Vec<String>,
+    /// JSON path -> matcher over the run trace (`GET /api/v1/runs/{id}`), extended with `tools`,
+    /// `tiers`, `step_ids` and `compensation_ids` lists.
+    #[serde(default)]
+    pub run: BTreeMap<String, Value>,
+    /// Which run to fetch; by default the run id found in the response.
+    pub run_id: Option<String>,
+    pub budget: Option<Budget>,
+}
+
+/// An event the bus must carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventExpect {
+    /// The subject after the prefix, e.g. `workflow.completed`.
+    pub subject: String,
+    /// Tenant alias; the step's actor's tenant by default.
+    pub tenant: Option<String>,
+    /// JSON path -> matcher over the envelope (`data.tool`, `run_id`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, Value>,
+    /// Exactly this many matching events (at least one when absent).
+    pub count: Option<usize>,
+}
+
+/// Latency (measured by the harness) and cost (reported by the platform) ceilings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub latency_ms: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
