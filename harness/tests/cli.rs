@@ -1,0 +1,130 @@
+//! The `harness` binary as CI and people use it: exit status, reports, and what a failing or broken
+//! spec prints, against a scratch directory of specs run on the in-process platform.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PASSING: &str = r#"id: T-PASS
+title: health answers
+suite: e2e
+as: {anonymous: true}
+steps:
+  - get: /healthz
+"#;
+
+const FAILING: &str = r#"id: T-FAIL
+title: a wrong tier is caught
+suite: e2e
+fixtures: [acme]
+as: {tenant: acme, user: bob}
+steps:
+  - get: /healthz
+  - chat: "What is your return policy?"
+    expect:
+      json:
+        response.metadata.tier_used: LLM
+"#;
+
+const TYPO: &str = r#"id: T-TYPO
+title: a typo in a field name
+suite: e2e
+as: {anonymous: true}
+steps:
+  - get: /healthz
+    expcet: {status: 200}
+"#;
+
+fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("harness-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("scenarios/e2e")).unwrap();
+    for (f, text) in files {
+        std::fs::write(dir.join("scenarios/e2e").join(f), text).unwrap();
+    }
+    dir
+}
+
+fn harness(dir: &Path, args: &[&str]) -> (i32, String, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .current_dir(dir)
+        .args(args)
+        // The defaults under test, whatever the calling shell exports.
+        .env_remove("HARNESS_SEED")
+        .env_remove("TEST_MODE")
+        .env_remove("HARNESS_OPERATOR_KEY")
+        .env_remove("HARNESS_SCENARIOS")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.join("target/harness/report.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), text, report)
+}
+
+#[test]
+fn a_clean_run_exits_zero_and_writes_both_reports() {
+    let dir = scratch("clean", &[("pass.yaml", PASSING)]);
+    let (code, text, report) = harness(&dir, &["run", "--seed", "7"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(report["summary"]["passed"], 1, "{report}");
+    assert_eq!(report["scenarios"][0]["seed"], 7);
+    assert_eq!(report["scenarios"][0]["mode"], "mock");
+    assert!(dir.join("target/harness/junit.xml").is_file());
+    assert!(text.contains("e2e") && text.contains("in "), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn failures_and_broken_files_are_reported_and_the_rest_still_runs() {
+    let dir = scratch(
+        "mixed",
+        &[
+            ("pass.yaml", PASSING),
+            ("fail.yaml", FAILING),
+            ("typo.yaml", TYPO),
+            ("broken.yaml", "id: [\n"),
+        ],
+    );
+    let (code, text, report) = harness(&dir, &["run"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"total": 4, "passed": 1, "failed": 3, "skipped": 0}),
+        "{text}"
+    );
+    // The failing spec: file:line of the step, expected vs found, the seed and the command.
+    assert!(text.contains("scenarios/e2e/fail.yaml:8: step 2"), "{text}");
+    assert!(text.contains(r#"expected "LLM", found "SLM_A""#), "{text}");
+    assert!(text.contains("seed: 42"), "{text}");
+    assert!(
+        text.contains("cargo run -p harness -- run --mode mock --only T-FAIL --seed 42"),
+        "{text}"
+    );
+    // The typo and the broken YAML: file:line and what was expected.
+    assert!(text.contains("scenarios/e2e/typo.yaml:7"), "{text}");
+    assert!(text.contains("unknown field `expcet`"), "{text}");
+    assert!(text.contains("scenarios/e2e/broken.yaml:"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_reason() {
+    let dir = scratch("flags", &[("pass.yaml", PASSING)]);
+    let (code, text, _) = harness(&dir, &["run", "--mode", "turbo"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("unknown mode `turbo`"), "{text}");
+    let (code, text, _) = harness(&dir, &["run", "--target", "http://127.0.0.1:9"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("operator key"), "{text}");
+    let (code, text, _) = harness(&dir, &["run", "--mode", "golden"]);
+    assert_eq!(code, 2);
+    assert!(text.contains("only mock runs today"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
