@@ -84,10 +84,14 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
         line,
         message,
     };
-    let mut spec: Spec = serde_norway::from_str(text).map_err(|e| {
+    let yaml_error = |e: serde_norway::Error| {
         let line = e.location().map_or(1, |l| l.line().max(1));
         vec![err(line, explain(&e.to_string()))]
-    })?;
+    };
+    // A generic parse first: it refuses duplicate keys, which a typed map would silently collapse
+    // (two matchers on one path must be written as one map: `{each: ..., contains: ...}`).
+    serde_norway::from_str::<serde_norway::Value>(text).map_err(yaml_error)?;
+    let mut spec: Spec = serde_norway::from_str(text).map_err(yaml_error)?;
     spec.file = file.to_path_buf();
     spec.step_lines = step_lines(text);
     let mut errors = vec![];
@@ -460,6 +464,16 @@ steps:
         assert!(e.line >= 9, "{e}");
         let e = one_error("id: x\n  title: [\n");
         assert!(e.line >= 1, "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_not_collapsed() {
+        let e = one_error(&GOOD.replace(
+            "        response.metadata.tier_used: SLM_A",
+            "        response.metadata.tier_used: SLM_A\n        response.metadata.tier_used: LLM",
+        ));
+        assert!(e.message.contains("duplicate"), "{e}");
+        assert_eq!(e.line, 11, "{e}");
     }
 
     #[test]
