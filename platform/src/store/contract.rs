@@ -152,6 +152,38 @@ pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
     );
 }
 
+/// The outbox is a queue: messages come back in the order they were first queued, and a status
+/// change (cancellation) updates a message in place.
+pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
+    let msg = |id: &str, status: &str| OutboxMessage {
+        tenant: tenant("acme"),
+        message_id: id.into(),
+        kind: "email".into(),
+        to: "customer:bob".into(),
+        subject: id.into(),
+        body: String::new(),
+        status: status.into(),
+    };
+    // Ids chosen so that sorting by id would give another order.
+    for id in ["MSG-c", "MSG-a", "MSG-b"] {
+        store.put_outbox(&msg(id, "sent")).await.unwrap();
+    }
+    store.put_outbox(&msg("MSG-a", "cancelled")).await.unwrap();
+    let got: Vec<(String, String)> = store
+        .outbox(&tenant("acme"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.message_id, m.status))
+        .collect();
+    let want = [("MSG-c", "sent"), ("MSG-a", "cancelled"), ("MSG-b", "sent")];
+    assert_eq!(
+        got,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    assert!(store.outbox(&tenant("globex")).await.unwrap().is_empty());
+}
+
 #[cfg(test)]
 mod memory_backend {
     use crate::store::memory::MemoryStore;
@@ -167,6 +199,10 @@ mod memory_backend {
     #[tokio::test]
     async fn documents_are_filtered_in_the_query() {
         super::documents_are_filtered_in_the_query(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn the_outbox_keeps_queue_order() {
+        super::the_outbox_keeps_queue_order(&MemoryStore::default()).await;
     }
     #[tokio::test]
     async fn usage_adds_up_per_tenant() {

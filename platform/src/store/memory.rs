@@ -23,7 +23,8 @@ struct Inner {
     payments: Rows<Payment>,
     leads: Rows<Lead>,
     tickets: Rows<Ticket>,
-    outbox: Rows<OutboxMessage>,
+    /// In queue order, not by id.
+    outbox: HashMap<TenantId, Vec<OutboxMessage>>,
     documents: Rows<Document>,
     runs: Rows<Run>,
     audit: HashMap<TenantId, Vec<AuditEntry>>,
@@ -193,17 +194,18 @@ impl Store for MemoryStore {
     }
     async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError> {
         self.up()?;
-        self.with(|i| put(&mut i.outbox, &m.tenant, m.message_id.clone(), m.clone()));
+        self.with(|i| {
+            let q = i.outbox.entry(m.tenant.clone()).or_default();
+            match q.iter_mut().find(|x| x.message_id == m.message_id) {
+                Some(x) => *x = m.clone(),
+                None => q.push(m.clone()),
+            }
+        });
         Ok(())
     }
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError> {
         self.up()?;
-        Ok(self.with(|i| {
-            i.outbox
-                .get(t)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default()
-        }))
+        Ok(self.with(|i| i.outbox.get(t).cloned().unwrap_or_default()))
     }
     async fn put_document(&self, d: &Document) -> Result<(), StoreError> {
         self.up()?;

@@ -66,6 +66,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ticket(&self, t: &TenantId, id: &str) -> Result<Option<Ticket>, StoreError>;
 
     async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError>;
+    /// The tenant's outbox in queue order (first queued first).
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError>;
 
     async fn put_document(&self, d: &Document) -> Result<(), StoreError>;
