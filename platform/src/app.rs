@@ -60,6 +60,8 @@ pub struct App {
     pub tools: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub seeded: Seeded,
+    /// The operator's numbered window of recent events; only when the operator surface is on.
+    pub events: Option<Arc<crate::bus::tap::EventTap>>,
 }
 
 /// What handlers receive.
@@ -78,6 +80,10 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         // Subscribe before anything publishes, so the projector misses nothing.
         let rx = b.bus.subscribe();
+        let events = cfg
+            .operator_key
+            .as_ref()
+            .map(|_| crate::bus::tap::EventTap::spawn(b.bus.subscribe()));
         let seeded = demo::seed(b.store.as_ref(), cfg.seed).await?;
         crate::metering::spawn_projector(b.store.clone(), rx);
         let engine = Arc::new(Engine {
@@ -103,6 +109,7 @@ impl App {
             tools,
             metrics,
             seeded,
+            events,
         }))
     }
 

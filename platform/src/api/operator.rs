@@ -1,5 +1,5 @@
-//! The operator surface: provisioning a tenant's data set, and injecting tool faults into a test
-//! deployment. It is how the harness loads fixtures and breaks sagas through a public surface, so
+//! The operator surface: provisioning a tenant's data set, reading the latest events, and injecting
+//! tool faults into a test deployment. It is how the harness loads fixtures and breaks sagas through a public surface, so
 //! the same spec runs against an in-process platform or a deployment elsewhere (DESIGN.md, "Modes").
 //!
 //! Both routes sit outside tenant authentication: they are guarded by `X-Operator-Key`, and the
@@ -14,7 +14,7 @@ use crate::config::PlanLimits;
 use crate::domain::{Level, Plan, Role, TenantId};
 use crate::store::model::*;
 use crate::tools::{Fault, FaultPoint};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -348,5 +348,52 @@ pub async fn fault(
     app.tools.set_tenant_fault(&t, &req.tool, point, fault);
     Ok(Json(
         json!({"tenant_id": t.to_string(), "tool": req.tool, "point": format!("{point:?}").to_lowercase()}),
+    ))
+}
+
+/// The query of the event window.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Comma-separated tenant ids; all tenants when absent.
+    pub tenant_id: Option<String>,
+    /// Return events after this sequence number (default 0).
+    pub after: Option<u64>,
+    /// At most this many events (default 1000, at most 10000); 0 returns only the head cursor.
+    pub limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/operator/events", params(EventsQuery),
+    responses((status = 200, description = "{events: [{seq, subject, event_id, event_type, tenant_id, run_id?, occurred_at, data}], next, missed}"),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)))]
+pub async fn events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&app, &headers)?;
+    // The envelope, not axum's plain-text rejection, for a bad query string.
+    let Query(q) = q.map_err(|e| ApiError::new(Code::ValidationError, e.body_text()))?;
+    let tap = app
+        .events
+        .as_ref()
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no such route"))?;
+    let limit = q.limit.unwrap_or(1000);
+    if limit > 10_000 {
+        return Err(ApiError::field("limit", "at most 10000"));
+    }
+    let tenants: Vec<String> = q
+        .tenant_id
+        .as_deref()
+        .map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let page = tap.page(q.after.unwrap_or(0), &tenants, limit);
+    Ok(Json(
+        json!({"events": page.events, "next": page.next, "missed": page.missed}),
     ))
 }

@@ -3,6 +3,7 @@
 //! The embedded backend is [`memory::MemoryBus`]; JetStream implements the same trait.
 
 pub mod memory;
+pub mod tap;
 
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
