@@ -128,3 +128,56 @@ fn bad_flags_are_refused_with_a_reason() {
     assert!(text.contains("only mock runs today"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_deployment_is_reached_with_target_and_its_operator_key() {
+    let cfg = platform::config::Config {
+        operator_key: Some("ops-key".into()),
+        fault_injection: true,
+        retry_base_ms: 1,
+        retry_cap_ms: 5,
+        ..Default::default()
+    };
+    let backends = platform::app::Backends::embedded(&cfg);
+    let app = platform::app::App::start(cfg, backends).await.unwrap();
+    let addr = app.spawn_local().await.unwrap();
+    // A fault, a failing saga, its events and the restored stock: every surface a remote run needs.
+    let saga = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/e2e/e2e-07-compensation.yaml"
+    ))
+    .unwrap();
+    let dir = scratch("remote", &[("pass.yaml", PASSING), ("saga.yaml", &saga)]);
+    let url = format!("http://{addr}");
+    let d = dir.clone();
+    let (code, text, report) = tokio::task::spawn_blocking(move || {
+        harness(&d, &["run", "--target", &url, "--operator-key", "ops-key"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(report["summary"]["passed"], 2, "{report}");
+    assert!(text.contains(&format!("against http://{addr}")), "{text}");
+    // The wrong key is a setup failure that names the operator surface's answer.
+    let url = format!("http://{addr}");
+    let d = dir.clone();
+    let (code, text, _) = tokio::task::spawn_blocking(move || {
+        harness(
+            &d,
+            &[
+                "run",
+                "--target",
+                &url,
+                "--operator-key",
+                "wrong",
+                "--only",
+                "E2E-07",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("answered 401"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}

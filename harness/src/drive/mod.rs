@@ -1,4 +1,7 @@
-//! Clients that talk to the platform: HTTP (JSON, raw bodies) and server-sent events.
+//! Clients that talk to the platform: HTTP (JSON, raw bodies), server-sent events, and the event
+//! window ([`events`]).
+
+pub mod events;
 
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -1,0 +1,72 @@
+//! The bus as the harness sees it: the platform's numbered event window
+//! (`GET /api/v1/operator/events`), read page by page for the scenario's tenants. It works the same
+//! for an in-process platform and a remote deployment, whatever the bus backend.
+
+use serde_json::Value;
+
+/// A reader of one target's event window, for a set of tenants.
+#[derive(Clone)]
+pub struct EventFeed {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub operator_key: String,
+    /// Tenant ids (slugs) to read; the window holds every tenant's events.
+    pub tenants: Vec<String>,
+}
+
+/// A cursor into the window: the head sequence number, and how many events the window had missed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cursor {
+    pub seq: u64,
+    pub missed: u64,
+}
+
+impl EventFeed {
+    async fn page(&self, after: u64, limit: usize) -> Result<Value, String> {
+        let url = format!(
+            "{}/api/v1/operator/events?tenant_id={}&after={after}&limit={limit}",
+            self.base_url,
+            self.tenants.join(",")
+        );
+        let r = self
+            .http
+            .get(&url)
+            .header("x-operator-key", &self.operator_key)
+            .send()
+            .await
+            .map_err(|e| format!("reading the event window: {e}"))?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(format!("the event window answered {status}: {body}"));
+        }
+        Ok(body)
+    }
+
+    /// Where the window ends now: take it before acting, read [`EventFeed::since`] after.
+    pub async fn head(&self) -> Result<Cursor, String> {
+        let b = self.page(0, 0).await?;
+        Ok(Cursor {
+            seq: b["next"].as_u64().unwrap_or(0),
+            missed: b["missed"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Every event of the tenants after `c`, in publication order, and whether the window missed
+    /// events since `c` (then an absence proves nothing).
+    pub async fn since(&self, c: Cursor) -> Result<(Vec<Value>, bool), String> {
+        let mut out = vec![];
+        let mut after = c.seq;
+        loop {
+            let b = self.page(after, 1000).await?;
+            let events = b["events"].as_array().cloned().unwrap_or_default();
+            let next = b["next"].as_u64().unwrap_or(after);
+            let missed = b["missed"].as_u64().unwrap_or(0) > c.missed;
+            out.extend(events);
+            if next == after {
+                return Ok((out, missed));
+            }
+            after = next;
+        }
+    }
+}
