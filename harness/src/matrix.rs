@@ -14,9 +14,11 @@ pub struct Requirement {
     pub file: String,
 }
 
-/// Reads the ids (`**E2E-01 FAQ**` or `**MODE-01**`) of every catalogue file in `dir`, in file order.
+/// Reads the requirement ids of every catalogue file in `dir`, in file order. A requirement is a list
+/// item that starts with its id, bold or not: `- **E2E-01 FAQ** (doc): ...`, `- **MODE-01** text`,
+/// `- REL-01 R | text | ...`. Ids only mentioned in prose are not requirements.
 pub fn requirements(dir: &Path) -> std::io::Result<Vec<Requirement>> {
-    let re = Regex::new(r"\*\*([A-Z][A-Z0-9]*-\d+[a-z]?)\b([^*]*)\*\*(.*)")
+    let re = Regex::new(r"^\s*-\s+(\*\*)?([A-Z][A-Z0-9]*-\d+[a-z]?)\b(.*)$")
         .map_err(std::io::Error::other)?;
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .flatten()
@@ -29,15 +31,37 @@ pub fn requirements(dir: &Path) -> std::io::Result<Vec<Requirement>> {
         let text = std::fs::read_to_string(&f)?;
         for line in text.lines() {
             let Some(c) = re.captures(line) else { continue };
-            let id = c[1].to_string();
+            let id = c[2].to_string();
             if out.iter().any(|r| r.id == id) {
                 continue;
             }
-            let mut title = c[2].trim().to_string();
-            if title.is_empty() {
-                title = c[3].trim().chars().take(70).collect();
+            let rest = c.get(3).map_or("", |m| m.as_str());
+            let raw = if c.get(1).is_some() {
+                // `**ID title** text` or `**ID** text`.
+                let (inside, after) = rest.split_once("**").unwrap_or((rest, ""));
+                if inside.trim().is_empty() {
+                    after
+                } else {
+                    inside
+                }
+                .trim()
+                .to_string()
+            } else {
+                // `ID R | text | ...`: drop a one-letter realism mark, keep the first cell.
+                let rest = rest.trim();
+                let rest = match rest.split_once(" | ") {
+                    Some((mark, tail)) if mark.len() <= 2 => tail,
+                    _ => rest,
+                };
+                rest.split(" | ").next().unwrap_or("").to_string()
+            };
+            let mut title: String = raw.replace('|', "/").replace('`', "").replace("**", "");
+            if title.chars().count() > 70 {
+                title = format!(
+                    "{}...",
+                    title.chars().take(70).collect::<String>().trim_end()
+                );
             }
-            let title = title.replace('|', "/").replace('`', "");
             out.push(Requirement {
                 id,
                 title,
@@ -167,16 +191,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("a.md"),
-            "- **E2E-01 FAQ** (doc): x\n- **MODE-01** `TEST_MODE` is mock\n- **E2E-01 FAQ** again\n",
+            "- **E2E-01 FAQ** (doc): x\n- **MODE-01** `TEST_MODE` is mock\n- **E2E-01 FAQ** again\n\
+             - REL-01 R | upstream sleeps -> 408 | config\nProse naming OBS-01 is not one.\n",
         )
         .unwrap();
         let r = requirements(&dir).unwrap();
         std::fs::remove_dir_all(&dir).ok();
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 3, "{r:?}");
         assert_eq!((r[0].id.as_str(), r[0].title.as_str()), ("E2E-01", "FAQ"));
         assert_eq!(r[1].title, "TEST_MODE is mock");
+        assert_eq!(
+            (r[2].id.as_str(), r[2].title.as_str()),
+            ("REL-01", "upstream sleeps -> 408")
+        );
         let md = markdown(&r, &[]);
         assert!(md.contains("| E2E-01 | FAQ | - | - | no spec |"), "{md}");
-        assert!(md.contains("2 without a spec yet"), "{md}");
+        assert!(md.contains("3 without a spec yet"), "{md}");
     }
 }
