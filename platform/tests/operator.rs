@@ -92,6 +92,50 @@ async fn the_surface_is_off_by_default_and_needs_its_key() {
         )
         .await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
+    // A bad record anywhere refuses the whole data set, naming it, and writes nothing.
+    for (bad, field) in [
+        (
+            json!({"products": [{"sku": "X", "name": "x", "price_cents": -1, "stock": 1}]}),
+            "products[0].price_cents",
+        ),
+        (
+            json!({"users": [{"user_id": "u", "email": "nope", "password": "p", "role": "user"}]}),
+            "users[0].email",
+        ),
+        (
+            json!({"orders": [{"order_id": "O-1", "user_id": "u", "status": "lost", "items": [{"sku": "X", "quantity": 1, "unit_price_cents": 1}], "payment_status": "captured"}]}),
+            "orders[0].status",
+        ),
+        (
+            json!({"leads": [{"lead_id": "L", "name": "n", "email": "l@x.test", "grade": "Z", "score": 1}]}),
+            "leads[0].grade",
+        ),
+    ] {
+        let mut body = json!({"name": "Initech", "plan": "free"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        let r = s
+            .send(
+                Method::PUT,
+                "/api/v1/operator/tenants/initech",
+                None,
+                &h,
+                Some(body.to_string()),
+            )
+            .await;
+        assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
+        assert_eq!(r.body["error"]["details"][0]["field"], field, "{}", r.text);
+    }
+    // No tenant was written: a token for it names a tenant that does not exist.
+    let r = s
+        .get("/api/v1/products", &s.token("initech", "u", "user"))
+        .await;
+    assert_eq!(r.outcome(), (401, "INVALID_TOKEN"), "{}", r.text);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
     // Fault injection is refused where the deployment does not allow it.
     let r = s
         .send(

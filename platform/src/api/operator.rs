@@ -166,6 +166,108 @@ fn tenant_id(raw: &str, field: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).map_err(|e| ApiError::field(field, e.to_string()))
 }
 
+const ORDER_STATUSES: &[&str] = &[
+    "processing",
+    "pending_review",
+    "shipped",
+    "delivered",
+    "cancelled",
+];
+const PAYMENT_STATUSES: &[&str] = &[
+    "authorized",
+    "captured",
+    "manual_review",
+    "voided",
+    "refunded",
+];
+
+fn one_of(field: &str, v: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::field(
+            field,
+            format!("must be one of {}", allowed.join(", ")),
+        ))
+    }
+}
+
+/// Every field of a data set, with the path of the first bad one.
+fn check(seed: &TenantSeed) -> Result<(), ApiError> {
+    use super::validate::{email, range, text};
+    const MONEY: i64 = 1_000_000_000;
+    text("name", &seed.name, 200)?;
+    for (n, u) in seed.users.iter().enumerate() {
+        text(&format!("users[{n}].user_id"), &u.user_id, 64)?;
+        email(&format!("users[{n}].email"), &u.email)?;
+        text(&format!("users[{n}].password"), &u.password, 200)?;
+    }
+    for (n, k) in seed.api_keys.iter().enumerate() {
+        text(&format!("api_keys[{n}].key"), &k.key, 200)?;
+        if k.key.len() < 16 {
+            return Err(ApiError::field(
+                format!("api_keys[{n}].key"),
+                "at least 16 characters",
+            ));
+        }
+        text(&format!("api_keys[{n}].label"), &k.label, 64)?;
+    }
+    for (n, p) in seed.products.iter().enumerate() {
+        text(&format!("products[{n}].sku"), &p.sku, 64)?;
+        text(&format!("products[{n}].name"), &p.name, 200)?;
+        range(
+            &format!("products[{n}].price_cents"),
+            p.price_cents,
+            0,
+            MONEY,
+        )?;
+        range(&format!("products[{n}].stock"), p.stock, 0, MONEY)?;
+    }
+    for (n, o) in seed.orders.iter().enumerate() {
+        text(&format!("orders[{n}].order_id"), &o.order_id, 64)?;
+        text(&format!("orders[{n}].user_id"), &o.user_id, 64)?;
+        one_of(&format!("orders[{n}].status"), &o.status, ORDER_STATUSES)?;
+        one_of(
+            &format!("orders[{n}].payment_status"),
+            &o.payment_status,
+            PAYMENT_STATUSES,
+        )?;
+        if o.items.is_empty() {
+            return Err(ApiError::field(
+                format!("orders[{n}].items"),
+                "at least one line",
+            ));
+        }
+        for (i, it) in o.items.iter().enumerate() {
+            text(&format!("orders[{n}].items[{i}].sku"), &it.sku, 64)?;
+            range(
+                &format!("orders[{n}].items[{i}].quantity"),
+                it.quantity,
+                1,
+                1000,
+            )?;
+            range(
+                &format!("orders[{n}].items[{i}].unit_price_cents"),
+                it.unit_price_cents,
+                0,
+                MONEY,
+            )?;
+        }
+    }
+    for (n, d) in seed.documents.iter().enumerate() {
+        text(&format!("documents[{n}].title"), &d.title, 200)?;
+        text(&format!("documents[{n}].content"), &d.content, 100_000)?;
+    }
+    for (n, l) in seed.leads.iter().enumerate() {
+        text(&format!("leads[{n}].lead_id"), &l.lead_id, 64)?;
+        text(&format!("leads[{n}].name"), &l.name, 200)?;
+        email(&format!("leads[{n}].email"), &l.email)?;
+        one_of(&format!("leads[{n}].grade"), &l.grade, &["A", "B", "C"])?;
+        range(&format!("leads[{n}].score"), i64::from(l.score), 0, 100)?;
+    }
+    Ok(())
+}
+
 #[utoipa::path(put, path = "/api/v1/operator/tenants/{tenant_id}", request_body = TenantSeed,
     params(("tenant_id" = String, Path, description = "The tenant slug")),
     responses((status = 201, body = Provisioned, description = "The data set is stored (records with the same ids are replaced)"),
@@ -179,7 +281,8 @@ pub async fn provision(
 ) -> Result<(StatusCode, Json<Provisioned>), ApiError> {
     operator(&app, &headers)?;
     let t = tenant_id(&raw, "tenant_id")?;
-    super::validate::text("name", &seed.name, 200)?;
+    // Everything is checked before anything is written, so a bad data set leaves no half tenant.
+    check(&seed)?;
     let store = app.store.as_ref();
     store
         .put_tenant(&Tenant {
@@ -194,8 +297,7 @@ pub async fn provision(
             limits: seed.limits.clone(),
         })
         .await?;
-    for (n, u) in seed.users.iter().enumerate() {
-        super::validate::email(&format!("users[{n}].email"), &u.email)?;
+    for u in &seed.users {
         let salt = app.ids.uuid().to_string();
         let password_hash = hash_password(&u.password, &salt).map_err(ApiError::internal)?;
         store
