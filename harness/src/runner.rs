@@ -221,7 +221,7 @@ impl<'a> Scenario<'a> {
             cfg,
             target,
             http,
-            vars: spec.vars.clone().into_iter().collect(),
+            vars: spec.vars.clone(),
             tenants: BTreeMap::new(),
             tokens: Mutex::new(HashMap::new()),
         };
