@@ -243,6 +243,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
                 reproduce: "cargo run -p harness -- list".into(),
             }),
             skip_reason: None,
+            transcript: vec![],
         });
     }
     print!(
@@ -254,8 +255,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     println!(
-        "reports: {}/report.json, {}/junit.xml",
-        a.report.display(),
+        "reports: {0}/report.json, {0}/junit.xml, {0}/transcripts/",
         a.report.display()
     );
     if outcomes.iter().any(|o| o.status == Status::Failed) {

@@ -87,6 +87,23 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// One request of a scenario and its answer, as the harness saw them. The transcript of a MOCK run
+/// is the same, byte for byte, on every rerun with the same seed, except which copy of a `parallel`
+/// step got which id and `/metrics` (its latency histograms measure real time).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exchange {
+    /// 1-based step number.
+    pub step: usize,
+    /// Which copy of a `parallel` step (0 when the step sends one request).
+    pub copy: usize,
+    /// `METHOD /path`.
+    pub request: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    pub status: u16,
+    pub response: Value,
+}
+
 /// One scenario's result, as `report.json` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -101,6 +118,9 @@ pub struct Outcome {
     pub failure: Option<Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<String>,
+    /// Every exchange of the scenario (written to `transcripts/<id>.json`, not to `report.json`).
+    #[serde(skip)]
+    pub transcript: Vec<Exchange>,
 }
 
 /// Runs `specs` with up to `cfg.jobs` at once; `done` is called as each finishes. Outcomes come back
@@ -136,6 +156,7 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
         seed: cfg.seed,
         failure: None,
         skip_reason: None,
+        transcript: vec![],
     };
     let skip = if let Some(p) = &spec.pending {
         Some(format!("pending: {p}"))
@@ -153,7 +174,9 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
         o.skip_reason = Some(reason);
         return o;
     }
-    if let Err(f) = Scenario::run(spec, cfg).await {
+    let (result, transcript) = Scenario::run(spec, cfg).await;
+    o.transcript = transcript;
+    if let Err(f) = result {
         o.status = Status::Failed;
         o.failure = Some(f);
     }
@@ -174,6 +197,9 @@ struct Scenario<'a> {
     vars: BTreeMap<String, Value>,
     tenants: BTreeMap<String, Tenant>,
     tokens: Mutex<HashMap<(String, String), String>>,
+    transcript: Vec<Exchange>,
+    /// The exchanges of the step's latest attempt.
+    attempt_log: std::sync::Mutex<Vec<Exchange>>,
 }
 
 /// A nonce that keeps tenants of different runs apart on a shared deployment (MOCK boots a fresh
@@ -191,7 +217,17 @@ fn run_nonce(target: &TargetSpec) -> String {
 }
 
 impl<'a> Scenario<'a> {
-    async fn run(spec: &'a Spec, cfg: &'a RunConfig) -> Result<(), Failure> {
+    async fn run(spec: &'a Spec, cfg: &'a RunConfig) -> (Result<(), Failure>, Vec<Exchange>) {
+        let mut transcript = vec![];
+        let r = Self::run_into(spec, cfg, &mut transcript).await;
+        (r, transcript)
+    }
+
+    async fn run_into(
+        spec: &'a Spec,
+        cfg: &'a RunConfig,
+        transcript: &mut Vec<Exchange>,
+    ) -> Result<(), Failure> {
         let fail_at = |location: String, step: &str, message: String| Failure {
             location,
             step: step.into(),
@@ -224,6 +260,8 @@ impl<'a> Scenario<'a> {
             vars: spec.vars.clone(),
             tenants: BTreeMap::new(),
             tokens: Mutex::new(HashMap::new()),
+            transcript: vec![],
+            attempt_log: std::sync::Mutex::new(vec![]),
         };
         sc.vars.insert("seed".into(), json!(cfg.seed));
         for name in &spec.fixtures {
@@ -242,13 +280,16 @@ impl<'a> Scenario<'a> {
                     .insert(t.alias.clone(), Tenant { slug, fixture: t });
             }
         }
+        let mut result = Ok(());
         for (i, step) in spec.steps.iter().enumerate() {
             let label = step_label(i, step);
-            sc.step(step)
-                .await
-                .map_err(|m| fail_at(spec.step_location(i), &label, m))?;
+            if let Err(m) = sc.step(i + 1, step).await {
+                result = Err(fail_at(spec.step_location(i), &label, m));
+                break;
+            }
         }
-        Ok(())
+        *transcript = std::mem::take(&mut sc.transcript);
+        result
     }
 
     async fn provision(&self, slug: &str, body: &Value) -> Result<(), String> {
@@ -410,16 +451,26 @@ impl<'a> Scenario<'a> {
         })
     }
 
-    async fn step(&mut self, step: &Step) -> Result<(), String> {
+    async fn step(&mut self, n: usize, step: &Step) -> Result<(), String> {
         if let Some(f) = &step.fault {
             return self.fault(step, f).await;
         }
+        let r = self.attempts(n, step).await;
+        // Only the last attempt of a wait_until belongs to the transcript: how many polls it took
+        // depends on timing, what it ended with does not.
+        let last = std::mem::take(&mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()));
+        self.transcript.extend(last);
+        let resp = r?;
+        self.capture(step, &resp)
+    }
+
+    async fn attempts(&self, n: usize, step: &Step) -> Result<Response, String> {
         let started = Instant::now();
         let mut attempts = 0;
-        let resp = loop {
+        loop {
             attempts += 1;
-            match self.attempt(step).await {
-                Ok(r) => break r,
+            match self.attempt(n, step).await {
+                Ok(r) => return Ok(r),
                 Err(m) => match &step.wait_until {
                     Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
                         tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
@@ -434,7 +485,10 @@ impl<'a> Scenario<'a> {
                     None => return Err(m),
                 },
             }
-        };
+        }
+    }
+
+    fn capture(&mut self, step: &Step, resp: &Response) -> Result<(), String> {
         for (name, p) in &step.capture {
             let path = Path::parse(p)?;
             let v = path
@@ -540,7 +594,7 @@ impl<'a> Scenario<'a> {
     }
 
     /// Sends the step (N copies when `parallel`) and checks everything it expects.
-    async fn attempt(&self, step: &Step) -> Result<Response, String> {
+    async fn attempt(&self, n_step: usize, step: &Step) -> Result<Response, String> {
         let actor = self.actor(step);
         let creds = self.credentials(&actor).await?;
         let req = self.request(step, creds.clone())?;
@@ -552,6 +606,7 @@ impl<'a> Scenario<'a> {
         };
         let n = step.parallel.unwrap_or(1) as usize;
         let resps = futures::future::join_all((0..n).map(|_| drive::send(&self.http, &req))).await;
+        self.record(n_step, &req, &resps);
         let mut first = None;
         for (i, r) in resps.into_iter().enumerate() {
             let r = r?;
@@ -574,6 +629,48 @@ impl<'a> Scenario<'a> {
             self.check_events(step, &actor, c).await?;
         }
         Ok(first)
+    }
+
+    /// Keeps the attempt's exchanges for the transcript.
+    fn record(&self, n_step: usize, req: &Request, resps: &[Result<Response, String>]) {
+        let path = req
+            .url
+            .strip_prefix(&self.target.base_url)
+            .unwrap_or(&req.url)
+            .to_string();
+        let body = req.body.as_ref().map(|b| {
+            serde_json::from_slice(b).unwrap_or_else(|_| {
+                let text = String::from_utf8_lossy(b);
+                Value::String(if text.chars().count() > 500 {
+                    format!(
+                        "{}... ({} bytes)",
+                        text.chars().take(500).collect::<String>(),
+                        b.len()
+                    )
+                } else {
+                    text.to_string()
+                })
+            })
+        });
+        let exchanges = resps
+            .iter()
+            .enumerate()
+            .map(|(copy, r)| {
+                let (status, response) = match r {
+                    Ok(r) => (r.status, r.json.clone()),
+                    Err(e) => (0, Value::String(e.clone())),
+                };
+                Exchange {
+                    step: n_step,
+                    copy: if resps.len() > 1 { copy + 1 } else { 0 },
+                    request: format!("{} {path}", req.method),
+                    body: body.clone(),
+                    status,
+                    response,
+                }
+            })
+            .collect();
+        *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()) = exchanges;
     }
 
     async fn check_response(

@@ -75,9 +75,29 @@ pub fn junit(outcomes: &[Outcome]) -> Result<String, quick_junit::SerializeError
     report.to_string()
 }
 
-/// Writes `report.json` and `junit.xml` into `dir`.
+/// Writes `report.json`, `junit.xml` and each scenario's exchanges (`transcripts/<id>.json`) into
+/// `dir`, replacing the transcripts of an earlier run.
 pub fn write(dir: &Path, outcomes: &[Outcome]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let tdir = dir.join("transcripts");
+    if tdir.is_dir() {
+        std::fs::remove_dir_all(&tdir)?;
+    }
+    std::fs::create_dir_all(&tdir)?;
+    for o in outcomes.iter().filter(|o| !o.transcript.is_empty()) {
+        let name: String =
+            o.id.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+        let t = serde_json::to_string_pretty(&o.transcript).map_err(std::io::Error::other)?;
+        std::fs::write(tdir.join(format!("{name}.json")), t)?;
+    }
     let j = serde_json::to_string_pretty(&json_report(outcomes)).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("report.json"), j)?;
     let x = junit(outcomes).map_err(std::io::Error::other)?;
@@ -151,6 +171,7 @@ mod tests {
                 reproduce: "cargo run -p harness -- run --only X --seed 42".into(),
             }),
             skip_reason: (status == Status::Skipped).then(|| "pending: ws".into()),
+            transcript: vec![],
         }
     }
 

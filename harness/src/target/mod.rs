@@ -4,6 +4,7 @@
 //! fixtures, faults and the event window.
 
 use platform::app::{App, Backends};
+use platform::clock::ManualClock;
 use platform::config::Config;
 use tokio::sync::oneshot;
 
@@ -53,7 +54,8 @@ impl TargetSpec {
 }
 
 /// The configuration of a MOCK platform: embedded defaults with the run's seed, the operator
-/// surface and fault injection on, and short retry delays (durations are configuration).
+/// surface and fault injection on, and short retry delays (durations are configuration). Its clock
+/// is frozen at the fixtures' epoch.
 pub fn mock_config(seed: u64) -> Config {
     Config {
         seed,
@@ -68,7 +70,11 @@ pub fn mock_config(seed: u64) -> Config {
 async fn start_mock(seed: u64) -> Result<Target, TargetError> {
     let cfg = mock_config(seed);
     let key = cfg.operator_key.clone().unwrap_or_default();
-    let backends = Backends::embedded(&cfg);
+    // A frozen clock: with the seed it makes every response of a rerun bit-identical.
+    let backends = Backends {
+        clock: std::sync::Arc::new(ManualClock::at_epoch()),
+        ..Backends::embedded(&cfg)
+    };
     let app = App::start(cfg, backends)
         .await
         .map_err(|e| TargetError::Start(e.to_string()))?;
