@@ -175,6 +175,38 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
     };
     let loaded = spec::load_dir(dir);
     let mut specs = loaded.specs;
+    // A filter that names nothing is a mistake, not a vacuous pass.
+    let suites: std::collections::BTreeSet<&str> = specs.iter().map(|s| s.suite.as_str()).collect();
+    let unknown_suites: Vec<&String> = a
+        .suite
+        .iter()
+        .filter(|x| !suites.contains(x.as_str()))
+        .collect();
+    let unknown_ids: Vec<&String> = a
+        .only
+        .iter()
+        .filter(|x| !specs.iter().any(|s| &s.id == *x))
+        .collect();
+    if !unknown_suites.is_empty() || !unknown_ids.is_empty() {
+        for e in &loaded.errors {
+            eprintln!("{e}");
+        }
+        if !unknown_suites.is_empty() {
+            eprintln!(
+                "no suite {:?} in {}; suites: {}",
+                unknown_suites,
+                dir.display(),
+                suites.iter().copied().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if !unknown_ids.is_empty() {
+            eprintln!(
+                "no spec with id {unknown_ids:?} in {} (`harness list` lists them)",
+                dir.display()
+            );
+        }
+        return ExitCode::from(2);
+    }
     specs.retain(|s| {
         (a.suite.is_empty() || a.suite.contains(&s.suite))
             && (a.only.is_empty() || a.only.contains(&s.id))

@@ -235,7 +235,13 @@ impl<'a> Scenario<'a> {
             seed: cfg.seed,
             reproduce: cfg.reproduce(spec),
         };
-        let setup = |m: String| fail_at(format!("{}:1", spec.file.display()), "setup", m);
+        let setup = |m: String| {
+            fail_at(
+                format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
+                "setup",
+                m,
+            )
+        };
         let target = cfg
             .target
             .start(cfg.seed)

@@ -123,6 +123,15 @@ fn bad_flags_are_refused_with_a_reason() {
     let (code, text, _) = harness(&dir, &["run", "--target", "http://127.0.0.1:9"]);
     assert_eq!(code, 2);
     assert!(text.contains("operator key"), "{text}");
+    let (code, text, _) = harness(&dir, &["run", "--suite", "e2f"]);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains(r#"no suite ["e2f"]"#) && text.contains("suites: e2e"),
+        "{text}"
+    );
+    let (code, text, _) = harness(&dir, &["run", "--only", "T-PASS,T-NOPE"]);
+    assert_eq!(code, 2);
+    assert!(text.contains(r#"no spec with id ["T-NOPE"]"#), "{text}");
     let (code, text, _) = harness(&dir, &["run", "--mode", "golden"]);
     assert_eq!(code, 2);
     assert!(text.contains("only mock runs today"), "{text}");

@@ -95,8 +95,10 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
     spec.file = file.to_path_buf();
     spec.step_lines = step_lines(text);
     let mut errors = vec![];
-    let step_line = |i: usize| spec.step_lines.get(i).copied().unwrap_or(1);
+    let step_lines = spec.step_lines.clone();
+    let step_line = |i: usize| step_lines.get(i).copied().unwrap_or(1);
     let top = |key: &str| line_of(text, &format!("{key}:"), 0).unwrap_or(1);
+    spec.setup_line = top("fixtures");
     if spec.id.trim().is_empty() || spec.id.contains(char::is_whitespace) {
         errors.push(err(
             top("id"),

@@ -75,6 +75,9 @@ pub struct Spec {
     /// 1-based line of each step in `steps`.
     #[serde(skip)]
     pub step_lines: Vec<usize>,
+    /// 1-based line of `fixtures:` (of the file's start when absent): where setup failures point.
+    #[serde(skip)]
+    pub setup_line: usize,
 }
 
 impl Spec {
