@@ -73,6 +73,14 @@ pub async fn message(
         )?;
     }
     let opts = req.options.unwrap_or_default();
+    if let Some(d) = opts.deadline_ms {
+        validate::range(
+            "options.deadline_ms",
+            d.min(i64::MAX as u64) as i64,
+            1,
+            600_000,
+        )?;
+    }
     let workflow = opts.workflow.unwrap_or_else(|| "customer_support".into());
     if app
         .engine
@@ -109,6 +117,7 @@ pub async fn message(
     );
     rr.history = history;
     rr.tier_preference = opts.tier_preference;
+    rr.deadline_ms = opts.deadline_ms;
     app.publish(
         &caller.tenant.id,
         "agent.run.started",

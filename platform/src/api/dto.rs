@@ -53,6 +53,8 @@ pub struct ChatOptions {
     /// Answer as an SSE stream.
     pub stream: Option<bool>,
     pub tier_preference: Option<Tier>,
+    /// The client's deadline in milliseconds (1 to 600000), as for workflow execution.
+    pub deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -135,6 +137,9 @@ pub struct ExecuteRequest {
 pub struct ExecuteOptions {
     /// Compensate completed steps when a later one fails (default true).
     pub compensation_enabled: Option<bool>,
+    /// The client's deadline in milliseconds (1 to 600000); the run ends at the earlier of it and the
+    /// workflow's time budget, with 504 TIMEOUT.
+    pub deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -137,6 +137,7 @@ pub fn run_request(
         history: vec![],
         tier_preference: None,
         compensation_enabled: true,
+        deadline_ms: None,
     }
 }
 

@@ -25,6 +25,14 @@ pub async fn execute(
     headers: HeaderMap,
     StrictJson(req, raw): StrictJson<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(d) = req.options.as_ref().and_then(|o| o.deadline_ms) {
+        super::validate::range(
+            "options.deadline_ms",
+            d.min(i64::MAX as u64) as i64,
+            1,
+            600_000,
+        )?;
+    }
     require_role(
         &app,
         &caller,
@@ -44,6 +52,7 @@ pub async fn execute(
             .as_ref()
             .and_then(|o| o.compensation_enabled)
             .unwrap_or(true);
+        rr.deadline_ms = req.options.as_ref().and_then(|o| o.deadline_ms);
         let o = app.engine.run(&rr).await;
         if matches!(
             o.failure,

@@ -53,6 +53,8 @@ pub struct RunRequest {
     pub history: Vec<Turn>,
     pub tier_preference: Option<Tier>,
     pub compensation_enabled: bool,
+    /// The client's own deadline; the run ends at the earlier of it and the workflow's budget.
+    pub deadline_ms: Option<u64>,
 }
 
 /// Why a run did not complete.
@@ -203,7 +205,9 @@ impl Engine {
             json!({"workflow_id": wf.id, "version": wf.version}),
         )
         .await;
-        let deadline = Duration::from_millis(wf.limits.timeout_ms.unwrap_or(b.timeout_ms));
+        let budget_ms = wf.limits.timeout_ms.unwrap_or(b.timeout_ms);
+        let deadline =
+            Duration::from_millis(req.deadline_ms.map_or(budget_ms, |d| d.min(budget_ms)));
         let walked = tokio::time::timeout(deadline, x.walk(wf.clone(), String::new(), 0)).await;
         let result = walked.unwrap_or(Err(RunFailure::Timeout));
         x.finish(&wf, result).await
@@ -832,6 +836,7 @@ mod tests {
             history: vec![],
             tier_preference: None,
             compensation_enabled: true,
+            deadline_ms: None,
         }
     }
 
