@@ -2,7 +2,7 @@
 //! the deployment allows it. Provisioned tenants work through the ordinary API.
 
 mod common;
-use common::{start, start_with};
+use common::{start, start_with, Resp, Server};
 use platform::config::Config;
 use platform::store::Store;
 use reqwest::Method;
@@ -16,6 +16,21 @@ fn seed_body() -> String {
     .to_string()
 }
 
+/// A call to the operator surface, with `key` as `X-Operator-Key` (none when `None`).
+async fn op(
+    s: &Server,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<String>,
+) -> Resp {
+    let headers: Vec<(&str, &str)> = key.map(|k| vec![("x-operator-key", k)]).unwrap_or_default();
+    s.send(method, path, None, &headers, body).await
+}
+
+const INITECH: &str = "/api/v1/operator/tenants/initech";
+const FAULTS: &str = "/api/v1/operator/faults";
+
 fn operator_cfg(faults: bool) -> Config {
     Config {
         operator_key: Some("op-secret".into()),
@@ -27,21 +42,14 @@ fn operator_cfg(faults: bool) -> Config {
 #[tokio::test]
 async fn the_surface_is_off_by_default_and_needs_its_key() {
     let s = start().await;
-    let put = |key: Option<&'static str>| {
-        let headers: Vec<(&str, &str)> =
-            key.map(|k| vec![("x-operator-key", k)]).unwrap_or_default();
-        (headers, seed_body())
-    };
-    let (h, b) = put(Some("anything"));
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/initech",
-            None,
-            &h,
-            Some(b),
-        )
-        .await;
+    let r = op(
+        &s,
+        Method::PUT,
+        INITECH,
+        Some("anything"),
+        Some(seed_body()),
+    )
+    .await;
     assert_eq!(
         r.outcome(),
         (404, "NOT_FOUND"),
@@ -49,48 +57,28 @@ async fn the_surface_is_off_by_default_and_needs_its_key() {
     );
 
     let s = start_with(operator_cfg(false)).await;
-    let (h, b) = put(None);
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/initech",
-            None,
-            &h,
-            Some(b),
-        )
-        .await;
+    let r = op(&s, Method::PUT, INITECH, None, Some(seed_body())).await;
     assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
-    let (h, b) = put(Some("wrong"));
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/initech",
-            None,
-            &h,
-            Some(b),
-        )
-        .await;
+    let r = op(&s, Method::PUT, INITECH, Some("wrong"), Some(seed_body())).await;
     assert_eq!(r.outcome(), (401, "INVALID_API_KEY"));
-    let (h, b) = put(Some("op-secret"));
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/Bad Slug",
-            None,
-            &h,
-            Some(b),
-        )
-        .await;
+    let key = Some("op-secret");
+    let r = op(
+        &s,
+        Method::PUT,
+        "/api/v1/operator/tenants/Bad Slug",
+        key,
+        Some(seed_body()),
+    )
+    .await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/initech",
-            None,
-            &h,
-            Some(r#"{"name":"x","plan":"free","extra":1}"#.into()),
-        )
-        .await;
+    let r = op(
+        &s,
+        Method::PUT,
+        INITECH,
+        key,
+        Some(r#"{"name":"x","plan":"free","extra":1}"#.into()),
+    )
+    .await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
     // A bad record anywhere refuses the whole data set, naming it, and writes nothing.
     for (bad, field) in [
@@ -115,15 +103,7 @@ async fn the_surface_is_off_by_default_and_needs_its_key() {
         body.as_object_mut()
             .unwrap()
             .extend(bad.as_object().unwrap().clone());
-        let r = s
-            .send(
-                Method::PUT,
-                "/api/v1/operator/tenants/initech",
-                None,
-                &h,
-                Some(body.to_string()),
-            )
-            .await;
+        let r = op(&s, Method::PUT, INITECH, key, Some(body.to_string())).await;
         assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
         assert_eq!(r.body["error"]["details"][0]["field"], field, "{}", r.text);
     }
@@ -137,34 +117,16 @@ async fn the_surface_is_off_by_default_and_needs_its_key() {
         .unwrap()
         .contains("does not exist"));
     // Fault injection is refused where the deployment does not allow it.
-    let r = s
-        .send(
-            Method::POST,
-            "/api/v1/operator/faults",
-            None,
-            &h,
-            Some(
-                json!({"tenant_id": "acme", "tool": "email.send", "fault": "always_fail"})
-                    .to_string(),
-            ),
-        )
-        .await;
+    let fault = json!({"tenant_id": "acme", "tool": "email.send", "fault": "always_fail"});
+    let r = op(&s, Method::POST, FAULTS, key, Some(fault.to_string())).await;
     assert_eq!(r.outcome(), (403, "AUTHORIZATION_FAILED"));
 }
 
 #[tokio::test]
 async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
     let s = start_with(operator_cfg(true)).await;
-    let op = [("x-operator-key", "op-secret")];
-    let r = s
-        .send(
-            Method::PUT,
-            "/api/v1/operator/tenants/initech",
-            None,
-            &op,
-            Some(seed_body()),
-        )
-        .await;
+    let key = Some("op-secret");
+    let r = op(&s, Method::PUT, INITECH, key, Some(seed_body())).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["users"], 1);
     let r = s
@@ -174,18 +136,8 @@ async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.body["token"].as_str().unwrap().to_string();
     // A fault for initech only: acme's orders are untouched.
-    let r = s
-        .send(
-            Method::POST,
-            "/api/v1/operator/faults",
-            None,
-            &op,
-            Some(
-                json!({"tenant_id": "initech", "tool": "email.send", "fault": "always_fail"})
-                    .to_string(),
-            ),
-        )
-        .await;
+    let fault = json!({"tenant_id": "initech", "tool": "email.send", "fault": "always_fail"});
+    let r = op(&s, Method::POST, FAULTS, key, Some(fault.to_string())).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let order = json!({"items": [{"sku": "STAPLER", "quantity": 1}], "payment": {"method": "card", "card_token": "tok_visa"}});
     let r = s.post("/api/v1/orders", &token, order).await;
@@ -201,22 +153,12 @@ async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     // Unknown tools and points are refused.
-    let r = s
-        .send(
-            Method::POST,
-            "/api/v1/operator/faults",
-            None,
-            &op,
-            Some(
-                json!({"tenant_id": "initech", "tool": "nope", "fault": "always_fail"}).to_string(),
-            ),
-        )
-        .await;
+    let fault = json!({"tenant_id": "initech", "tool": "nope", "fault": "always_fail"});
+    let r = op(&s, Method::POST, FAULTS, key, Some(fault.to_string())).await;
     assert_eq!(r.outcome(), (404, "NOT_FOUND"));
-    let r = s
-        .send(Method::POST, "/api/v1/operator/faults", None, &op,
-              Some(json!({"tenant_id": "initech", "tool": "email.send", "point": "later", "fault": "none"}).to_string()))
-        .await;
+    let fault =
+        json!({"tenant_id": "initech", "tool": "email.send", "point": "later", "fault": "none"});
+    let r = op(&s, Method::POST, FAULTS, key, Some(fault.to_string())).await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
     // The contract quota (2 requests a month), not the free plan's 1000, applies; the 429 carries
     // the rate-limit headers of API.md.
@@ -249,9 +191,15 @@ async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
 #[tokio::test]
 async fn the_event_window_pages_by_cursor_and_tenant() {
     let s = start_with(operator_cfg(false)).await;
-    let op = [("x-operator-key", "op-secret")];
-    let get = |q: &'static str| s.send(Method::GET, q, None, &op, None);
-    let head = get("/api/v1/operator/events?limit=0").await;
+    let key = Some("op-secret");
+    let head = op(
+        &s,
+        Method::GET,
+        "/api/v1/operator/events?limit=0",
+        key,
+        None,
+    )
+    .await;
     assert_eq!(head.status, 200, "{}", head.text);
     let cursor = head.body["next"].as_u64().unwrap();
     let bob = s.token("acme", "bob", "user");
@@ -260,7 +208,7 @@ async fn the_event_window_pages_by_cursor_and_tenant() {
     assert_eq!(s.chat(&gus, "hello").await.status, 200);
     let path = format!("/api/v1/operator/events?tenant_id=acme&after={cursor}");
     let page = || async {
-        let r = s.send(Method::GET, &path, None, &op, None).await;
+        let r = op(&s, Method::GET, &path, key, None).await;
         r.body["events"].as_array().cloned().unwrap_or_default()
     };
     common::eventually("acme's run completed in the window", || async {
@@ -277,24 +225,35 @@ async fn the_event_window_pages_by_cursor_and_tenant() {
         .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
     assert!(seen[0]["subject"].as_str().unwrap().starts_with("aiaas."));
     // Small pages continue where the last one stopped.
-    let p1 = s
-        .send(
-            Method::GET,
-            &format!("/api/v1/operator/events?after={cursor}&limit=1"),
-            None,
-            &op,
-            None,
-        )
-        .await;
+    let p1 = op(
+        &s,
+        Method::GET,
+        &format!("/api/v1/operator/events?after={cursor}&limit=1"),
+        key,
+        None,
+    )
+    .await;
     let next = p1.body["next"].as_u64().unwrap();
     assert_eq!(p1.body["events"][0]["seq"].as_u64(), Some(next));
     // Bad input gets the envelope; no key is refused.
-    let r = get("/api/v1/operator/events?after=soon").await;
+    let r = op(
+        &s,
+        Method::GET,
+        "/api/v1/operator/events?after=soon",
+        key,
+        None,
+    )
+    .await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
-    let r = get("/api/v1/operator/events?limit=20000").await;
+    let r = op(
+        &s,
+        Method::GET,
+        "/api/v1/operator/events?limit=20000",
+        key,
+        None,
+    )
+    .await;
     assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"));
-    let r = s
-        .send(Method::GET, "/api/v1/operator/events", None, &[], None)
-        .await;
+    let r = op(&s, Method::GET, "/api/v1/operator/events", None, None).await;
     assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
 }
