@@ -34,7 +34,7 @@ enum Cmd {
     List(ListArgs),
 }
 
-#[derive(Parser, Default)]
+#[derive(Parser)]
 struct RunArgs {
     /// Only these suites (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -89,12 +89,11 @@ fn scenarios_dir(given: Option<PathBuf>) -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let dir = scenarios_dir(cli.scenarios);
-    match cli.cmd.unwrap_or(Cmd::Run(RunArgs {
-        mode: "mock".into(),
-        seed: harness::DEFAULT_SEED,
-        report: "target/harness".into(),
-        ..RunArgs::default()
-    })) {
+    // No subcommand means `run` with its own defaults (and environment), declared once above.
+    match cli
+        .cmd
+        .unwrap_or_else(|| Cmd::Run(RunArgs::parse_from(["harness-run"])))
+    {
         Cmd::Run(a) => run(&dir, a),
         Cmd::List(a) => list(&dir, a),
     }
