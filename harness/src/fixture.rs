@@ -26,6 +26,8 @@ pub struct Login {
 #[derive(Debug, Clone)]
 pub struct FixtureTenant {
     pub alias: String,
+    /// The tenant id it is provisioned as (`slug_of(alias)`).
+    pub slug: String,
     /// The body of the provisioning request.
     pub seed: Value,
     /// User handle -> login.
@@ -171,6 +173,7 @@ impl Builder {
     ) -> FixtureTenant {
         FixtureTenant {
             alias: self.alias,
+            slug: self.slug,
             seed: json!({
                 "name": name, "plan": plan, "limits": limits, "users": self.users, "api_keys": self.keys,
                 "products": products, "orders": orders, "documents": self.documents, "leads": leads,

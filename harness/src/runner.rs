@@ -274,7 +274,7 @@ impl<'a> Scenario<'a> {
             let ts = fixture::build(name, cfg.seed, &slug_of)
                 .ok_or_else(|| setup(format!("unknown fixture `{name}`")))?;
             for t in ts {
-                let slug = slug_of(&t.alias);
+                let slug = t.slug.clone();
                 sc.provision(&slug, &t.seed).await.map_err(|m| {
                     setup(format!(
                         "provisioning fixture `{name}` (tenant `{}` as {slug}): {m}",
