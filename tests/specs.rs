@@ -19,7 +19,7 @@ fn main() {
     let mut trials = vec![];
     for s in loaded.specs {
         let name = format!("{}::{}", s.suite, s.id);
-        let skip = s.pending.is_some() || !s.modes.contains(&Mode::Mock);
+        let skip = s.skip_reason(Mode::Mock).is_some();
         trials.push(
             Trial::test(name, move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()

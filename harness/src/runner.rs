@@ -158,17 +158,7 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
         skip_reason: None,
         transcript: vec![],
     };
-    let skip = if let Some(p) = &spec.pending {
-        Some(format!("pending: {p}"))
-    } else if !spec.modes.contains(&cfg.mode) {
-        Some(format!(
-            "not a {} spec (modes: {:?})",
-            cfg.mode.as_str(),
-            spec.modes
-        ))
-    } else {
-        None
-    };
+    let skip = spec.skip_reason(cfg.mode);
     if let Some(reason) = skip {
         o.status = Status::Skipped;
         o.skip_reason = Some(reason);

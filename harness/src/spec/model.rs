@@ -90,6 +90,21 @@ impl Spec {
         }
     }
 
+    /// Why this spec does not run in `mode`: it is pending, or not written for that mode.
+    pub fn skip_reason(&self, mode: Mode) -> Option<String> {
+        if let Some(p) = &self.pending {
+            Some(format!("pending: {p}"))
+        } else if !self.modes.contains(&mode) {
+            Some(format!(
+                "not a {} spec (modes: {:?})",
+                mode.as_str(),
+                self.modes
+            ))
+        } else {
+            None
+        }
+    }
+
     /// `file:line` of step `i` (the file's first line when unknown).
     pub fn step_location(&self, i: usize) -> String {
         format!(
