@@ -51,6 +51,23 @@ pub fn system_prompt(seed: u64, tenant: &str, name: &str) -> String {
     )
 }
 
+/// Stores an order placed before the platform saw it (demo data, provisioned fixtures) with the
+/// card payment behind it: the payment's amount and status are the order's.
+pub async fn put_order_and_payment(store: &dyn Store, o: &Order) -> Result<(), StoreError> {
+    if let Some(payment_id) = &o.payment_id {
+        store
+            .put_payment(&Payment {
+                tenant: o.tenant.clone(),
+                payment_id: payment_id.clone(),
+                amount_cents: o.total_cents,
+                method: "card".into(),
+                status: o.payment_status.clone(),
+            })
+            .await?;
+    }
+    store.put_order(o).await
+}
+
 /// Seeds the demo data into `store`.
 pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
     let epoch = Utc
@@ -156,17 +173,9 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
         ),
     ] {
         let payment_id = format!("PAY-SEED-{}", &id[4..]);
-        store
-            .put_payment(&Payment {
-                tenant: tid(slug),
-                payment_id: payment_id.clone(),
-                amount_cents: qty * price,
-                method: "card".into(),
-                status: pay_status.into(),
-            })
-            .await?;
-        store
-            .put_order(&Order {
+        put_order_and_payment(
+            store,
+            &Order {
                 tenant: tid(slug),
                 order_id: id.into(),
                 user_id: user.into(),
@@ -183,8 +192,9 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
                 shipping_address: Some("1 Demo Street, Springfield".into()),
                 refund_cents: None,
                 created_at: epoch,
-            })
-            .await?;
+            },
+        )
+        .await?;
     }
     let docs: [(&str, &str, &str, Level); 9] = [
         ("acme", "Return policy", "You can return any item within 30 days of delivery for a full refund. Start a return from your account page; the refund reaches your card within 5 business days.", Level::Public),

@@ -334,17 +334,9 @@ pub async fn provision(
             .map(|i| i.quantity * i.unit_price_cents)
             .sum();
         let payment_id = format!("PAY-SEED-{}", o.order_id);
-        store
-            .put_payment(&Payment {
-                tenant: t.clone(),
-                payment_id: payment_id.clone(),
-                amount_cents: total,
-                method: "card".into(),
-                status: o.payment_status.clone(),
-            })
-            .await?;
-        store
-            .put_order(&Order {
+        crate::demo::put_order_and_payment(
+            store,
+            &Order {
                 tenant: t.clone(),
                 order_id: o.order_id.clone(),
                 user_id: o.user_id.clone(),
@@ -365,8 +357,9 @@ pub async fn provision(
                 shipping_address: o.shipping_address.clone(),
                 refund_cents: None,
                 created_at: app.clock.now(),
-            })
-            .await?;
+            },
+        )
+        .await?;
     }
     for d in &seed.documents {
         store
