@@ -1,7 +1,13 @@
 //! Wiring: a [`Config`] and a set of [`Backends`] become a running [`App`] (catalogue loaded and
 //! validated, demo data seeded, metering projector following the bus), served by axum.
 
+use crate::bus::jetstream::{JetStreamBus, JetStreamOptions};
+use crate::bus::outbox::{MemoryOutbox, Outbox, PgOutbox};
 use crate::bus::{memory::MemoryBus, Bus};
+use crate::config::{BusKind, KvKind, StoreKind};
+use crate::kv::redis::RedisKv;
+use crate::store::postgres::{self, PgStore};
+use std::time::Duration;
 use crate::clock::{Clock, Ids, SystemClock};
 use crate::config::Config;
 use crate::demo::{self, SeedError, Seeded};
@@ -31,11 +37,82 @@ impl Backends {
     pub fn embedded(cfg: &Config) -> Self {
         Self {
             store: Arc::new(MemoryStore::default()),
-            bus: Arc::new(MemoryBus::new(&cfg.event_prefix)),
+            bus: Arc::new(MemoryBus::with_delivery(
+                &cfg.event_prefix,
+                cfg.delivery.clone(),
+            )),
             kv: Arc::new(MemoryKv::default()),
             llm: Arc::new(ScriptedLlm::new(cfg.seed)),
             clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The backend `cfg.backends` names for each port: the embedded one unless a real one is
+    /// chosen, in which case its URL must be set and the service must answer. With Postgres, the
+    /// migrations run first when `migrate_on_start` is set, and the bus's outbox lives there.
+    pub async fn from_config(cfg: &Config) -> Result<Self, StartError> {
+        let b = &cfg.backends;
+        let mut out = Self::embedded(cfg);
+        let mut pg_pool = None;
+        if b.store == StoreKind::Postgres {
+            let url = b.database_url.as_deref().ok_or_else(|| {
+                StartError::Backend("store is postgres but DATABASE_URL is not set".into())
+            })?;
+            if b.migrate_on_start {
+                postgres::migrate(url)
+                    .await
+                    .map_err(|e| StartError::Backend(e.to_string()))?;
+            }
+            let pg = PgStore::connect(url, b.db_max_connections)
+                .await
+                .map_err(|e| StartError::Backend(e.to_string()))?;
+            pg_pool = Some(pg.pool().clone());
+            out.store = Arc::new(pg);
+        }
+        if b.bus == BusKind::Jetstream {
+            let url = b.nats_url.clone().ok_or_else(|| {
+                StartError::Backend("bus is jetstream but NATS_URL is not set".into())
+            })?;
+            let outbox: Arc<dyn Outbox> = match pg_pool {
+                Some(pool) => Arc::new(PgOutbox(pool)),
+                None => {
+                    tracing::warn!("bus outbox in memory: events survive a broker outage, not a restart (use the postgres store)");
+                    Arc::new(MemoryOutbox::default())
+                }
+            };
+            let opts = JetStreamOptions {
+                url,
+                prefix: cfg.event_prefix.clone(),
+                delivery: cfg.delivery.clone(),
+                publish_timeout: Duration::from_millis(b.publish_timeout_ms),
+                relay_interval: Duration::from_millis(b.relay_interval_ms),
+                duplicate_window: Duration::from_secs(b.duplicate_window_secs),
+            };
+            out.bus = JetStreamBus::connect(opts, outbox)
+                .await
+                .map_err(|e| StartError::Backend(e.to_string()))?;
+        }
+        if b.kv == KvKind::Redis {
+            let url = b.redis_url.as_deref().ok_or_else(|| {
+                StartError::Backend("kv is redis but REDIS_URL is not set".into())
+            })?;
+            out.kv = Arc::new(
+                RedisKv::connect(url, &b.kv_prefix)
+                    .await
+                    .map_err(|e| StartError::Backend(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// What each port runs on, for the start-up banner.
+    pub fn describe(cfg: &Config) -> String {
+        let b = &cfg.backends;
+        format!(
+            "store {:?}, bus {:?}, kv {:?}",
+            b.store, b.bus, b.kv
+        )
+        .to_lowercase()
     }
 }
 
@@ -46,6 +123,8 @@ pub enum StartError {
     Workflows(#[from] LoadError),
     #[error("seeding demo data failed: {0}")]
     Seed(#[from] SeedError),
+    #[error("backend unavailable: {0}")]
+    Backend(String),
 }
 
 /// A running platform: its configuration, ports and engine.
@@ -62,6 +141,16 @@ pub struct App {
     pub seeded: Seeded,
     /// The operator's numbered window of recent events; only when the operator surface is on.
     pub events: Option<Arc<crate::bus::tap::EventTap>>,
+    /// Background consumers of this instance, stopped when it is dropped.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// What handlers receive.
@@ -78,14 +167,15 @@ impl App {
         )?;
         let ids = Arc::new(Ids::seeded(cfg.seed));
         let metrics = Arc::new(Metrics::default());
-        // Subscribe before anything publishes, so the projector misses nothing.
-        let rx = b.bus.subscribe();
+        // Consume before anything publishes, so the projector misses nothing.
+        let projector = crate::metering::start_projector(b.bus.as_ref(), b.store.clone())
+            .await
+            .map_err(|e| StartError::Backend(e.to_string()))?;
         let events = cfg
             .operator_key
             .as_ref()
             .map(|_| crate::bus::tap::EventTap::spawn(b.bus.subscribe()));
         let seeded = demo::seed(b.store.as_ref(), cfg.seed).await?;
-        crate::metering::spawn_projector(b.store.clone(), rx);
         let engine = Arc::new(Engine {
             catalog,
             tools: tools.clone(),
@@ -110,6 +200,7 @@ impl App {
             metrics,
             seeded,
             events,
+            tasks: vec![projector],
         }))
     }
 

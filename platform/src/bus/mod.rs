@@ -2,13 +2,18 @@
 //! (`<prefix>.workflow.completed`, `{event_id, event_type, tenant_id, run_id?, occurred_at, data}`).
 //! The embedded backend is [`memory::MemoryBus`]; JetStream implements the same trait.
 
+pub mod contract;
+pub mod jetstream;
 pub mod memory;
+pub mod outbox;
 pub mod tap;
 
 use crate::domain::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -39,15 +44,88 @@ pub enum BusError {
     Unavailable(String),
 }
 
-/// Publishes events and lets in-process consumers (metering, analytics) follow them.
+/// What a durable consumer does with one delivery. An `Err` is a failed attempt: the delivery
+/// comes again after the configured backoff, and after `max_deliver` attempts it goes to the
+/// dead-letter subject with this error. Handlers must be idempotent (deliveries repeat).
+pub type Handler = Arc<
+    dyn Fn(Delivery) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;
+
+/// Redelivery policy of durable consumers (both backends honour it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts before a delivery is dead-lettered.
+    pub max_deliver: u32,
+    /// How long the broker waits for an ack before it redelivers, in milliseconds.
+    pub ack_wait_ms: u64,
+    /// Delay before each redelivery after a failed attempt (the last one repeats), in milliseconds.
+    pub backoff_ms: Vec<u64>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_deliver: 5,
+            ack_wait_ms: 30_000,
+            backoff_ms: vec![100, 1_000, 5_000],
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The wait before attempt `attempt + 1`, after `attempt` (1-based) failed.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let i = (attempt.max(1) - 1) as usize;
+        let ms = self
+            .backoff_ms
+            .get(i)
+            .or(self.backoff_ms.last())
+            .copied()
+            .unwrap_or(0);
+        Duration::from_millis(ms)
+    }
+}
+
+/// A delivery that exhausted its attempts (or could not be read at all), as written to the
+/// dead-letter subject `dlq.<subject>`: the original subject and payload, the last error and how
+/// many times it was delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub subject: String,
+    pub payload: String,
+    pub error: String,
+    pub deliveries: u32,
+    /// The consumer that gave up on it.
+    pub consumer: String,
+}
+
+/// The dead-letter subject of `subject`.
+pub fn dead_letter_subject(subject: &str) -> String {
+    format!("dlq.{subject}")
+}
+
+/// Publishes events, fans them out to in-process followers, and runs durable consumers.
 #[async_trait::async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// The subject prefix (`aiaas` by default, one per test run).
     fn prefix(&self) -> &str;
-    /// Publishes on `<prefix>.<event_type>`.
+    /// Publishes on `<prefix>.<event_type>`. `Ok` means the event will be delivered: the real
+    /// backend has it in the broker or, while the broker is down, in its outbox.
     async fn publish(&self, event: &Event) -> Result<(), BusError>;
-    /// A stream of every event published from now on.
+    /// A stream of every event published from now on, in this process (a fan-out view: every
+    /// instance sees every event; use [`Bus::consume`] for work that must happen once).
     fn subscribe(&self) -> broadcast::Receiver<Delivery>;
+    /// Runs `handler` for each event as the durable consumer `group`: instances sharing a group
+    /// share the work, a delivery is acked only when the handler succeeds, failed ones are retried
+    /// with backoff and dead-lettered after `max_deliver` attempts. The task runs until aborted.
+    async fn consume(
+        &self,
+        group: &str,
+        handler: Handler,
+    ) -> Result<tokio::task::JoinHandle<()>, BusError>;
+    /// The latest dead letters (up to `limit`), oldest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BusError>;
     /// Whether the backend answers (for `/readyz`).
     async fn ping(&self) -> Result<(), BusError>;
 }

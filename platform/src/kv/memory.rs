@@ -35,18 +35,7 @@ impl Kv for MemoryKv {
         if allowed {
             *tokens -= 1.0;
         }
-        let retry_after_secs = if allowed {
-            0
-        } else {
-            ((1.0 - *tokens) / rate).ceil().max(1.0) as u64
-        };
-        Ok(TokenDecision {
-            allowed,
-            limit: capacity,
-            remaining: tokens.floor() as u32,
-            reset_secs: ((cap - *tokens) / rate).ceil() as u64,
-            retry_after_secs,
-        })
+        Ok(TokenDecision::after_take(capacity, window, *tokens, allowed))
     }
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, KvError> {
         let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,55 +81,5 @@ impl Kv for MemoryKv {
     }
     async fn ping(&self) -> Result<(), KvError> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[tokio::test]
-    async fn bucket_empties_then_refills_over_its_window() {
-        let kv = MemoryKv::default();
-        let t0 = Utc.timestamp_opt(0, 0).single().unwrap();
-        let w = Duration::seconds(60);
-        for left in (0..3).rev() {
-            let d = kv.take_token("t", 3, w, t0).await.unwrap();
-            assert!(d.allowed);
-            assert_eq!(d.remaining, left);
-        }
-        let d = kv.take_token("t", 3, w, t0).await.unwrap();
-        assert!(!d.allowed);
-        assert_eq!(d.retry_after_secs, 20);
-        assert!(
-            kv.take_token("t", 3, w, t0 + Duration::seconds(20))
-                .await
-                .unwrap()
-                .allowed
-        );
-        // Another key has its own bucket.
-        assert!(kv.take_token("u", 3, w, t0).await.unwrap().allowed);
-    }
-
-    #[tokio::test]
-    async fn values_expire_and_put_if_absent_is_exclusive() {
-        let kv = MemoryKv::default();
-        let t0 = Utc.timestamp_opt(0, 0).single().unwrap();
-        assert!(kv
-            .put_if_absent("k", "a", Duration::seconds(5), t0)
-            .await
-            .unwrap());
-        assert!(!kv
-            .put_if_absent("k", "b", Duration::seconds(5), t0)
-            .await
-            .unwrap());
-        assert_eq!(kv.get("k", t0).await.unwrap().as_deref(), Some("a"));
-        let later = t0 + Duration::seconds(6);
-        assert_eq!(kv.get("k", later).await.unwrap(), None);
-        assert!(kv
-            .put_if_absent("k", "c", Duration::seconds(5), later)
-            .await
-            .unwrap());
     }
 }

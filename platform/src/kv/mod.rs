@@ -2,7 +2,9 @@
 //! and idempotency records. The embedded backend is [`memory::MemoryKv`]; Redis implements the same
 //! trait (a Lua token bucket, `SET NX PX`).
 
+pub mod contract;
 pub mod memory;
+pub mod redis;
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -24,6 +26,28 @@ pub struct TokenDecision {
     pub reset_secs: u64,
     /// Seconds until one token is available (0 when allowed).
     pub retry_after_secs: u64,
+}
+
+impl TokenDecision {
+    /// The decision for a bucket of `capacity` tokens refilled every `window`, holding `tokens`
+    /// after this request (one token was taken when `allowed`). Every backend answers through this,
+    /// so their headers agree to the second.
+    pub fn after_take(capacity: u32, window: Duration, tokens: f64, allowed: bool) -> Self {
+        let cap = f64::from(capacity.max(1));
+        let rate = cap / (window.num_milliseconds().max(1) as f64 / 1000.0);
+        let retry_after_secs = if allowed {
+            0
+        } else {
+            ((1.0 - tokens) / rate).ceil().max(1.0) as u64
+        };
+        TokenDecision {
+            allowed,
+            limit: capacity,
+            remaining: tokens.floor().max(0.0) as u32,
+            reset_secs: ((cap - tokens) / rate).ceil().max(0.0) as u64,
+            retry_after_secs,
+        }
+    }
 }
 
 /// Keyed state with expiry and an atomic token bucket.

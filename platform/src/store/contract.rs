@@ -134,7 +134,7 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
         .is_empty());
 }
 
-/// Usage counters add up per tenant.
+/// Usage counters add up per tenant, once per event.
 pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
     let d = Usage {
         requests: 1,
@@ -142,10 +142,14 @@ pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
         tool_calls: 2,
         cost_usd: 0.5,
     };
-    store.add_usage(&tenant("acme"), &d).await.unwrap();
-    store.add_usage(&tenant("acme"), &d).await.unwrap();
+    let (first, second) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    assert!(store.add_usage(&tenant("acme"), first, &d).await.unwrap());
+    assert!(store.add_usage(&tenant("acme"), second, &d).await.unwrap());
+    // A redelivered event counts once.
+    assert!(!store.add_usage(&tenant("acme"), first, &d).await.unwrap());
     let u = store.usage(&tenant("acme")).await.unwrap();
     assert_eq!((u.requests, u.tokens, u.tool_calls), (2, 20, 4));
+    assert!((u.cost_usd - 1.0).abs() < 1e-9);
     assert_eq!(
         store.usage(&tenant("globex")).await.unwrap(),
         Usage::default()

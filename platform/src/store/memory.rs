@@ -30,6 +30,8 @@ struct Inner {
     audit: HashMap<TenantId, Vec<AuditEntry>>,
     usage: HashMap<TenantId, Usage>,
     summaries: HashMap<TenantId, Vec<RunSummary>>,
+    /// `(consumer, event id)` already applied by an idempotent consumer.
+    processed: std::collections::HashSet<(&'static str, Uuid)>,
 }
 
 /// In-memory store; cheap to create, one per test server.
@@ -260,25 +262,38 @@ impl Store for MemoryStore {
         self.up()?;
         Ok(self.with(|i| i.audit.get(t).cloned().unwrap_or_default()))
     }
-    async fn add_usage(&self, t: &TenantId, d: &Usage) -> Result<(), StoreError> {
+    async fn add_usage(&self, t: &TenantId, event_id: Uuid, d: &Usage) -> Result<bool, StoreError> {
         self.up()?;
-        self.with(|i| {
+        Ok(self.with(|i| {
+            if !i.processed.insert(("usage", event_id)) {
+                return false;
+            }
             let u = i.usage.entry(t.clone()).or_default();
             u.requests += d.requests;
             u.tokens += d.tokens;
             u.tool_calls += d.tool_calls;
             u.cost_usd += d.cost_usd;
-        });
-        Ok(())
+            true
+        }))
     }
     async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError> {
         self.up()?;
         Ok(self.with(|i| i.usage.get(t).cloned().unwrap_or_default()))
     }
-    async fn add_run_summary(&self, t: &TenantId, s: &RunSummary) -> Result<(), StoreError> {
+    async fn add_run_summary(
+        &self,
+        t: &TenantId,
+        event_id: Uuid,
+        s: &RunSummary,
+    ) -> Result<bool, StoreError> {
         self.up()?;
-        self.with(|i| i.summaries.entry(t.clone()).or_default().push(s.clone()));
-        Ok(())
+        Ok(self.with(|i| {
+            if !i.processed.insert(("analytics", event_id)) {
+                return false;
+            }
+            i.summaries.entry(t.clone()).or_default().push(s.clone());
+            true
+        }))
     }
     async fn run_summaries(&self, t: &TenantId) -> Result<Vec<RunSummary>, StoreError> {
         self.up()?;

@@ -5,6 +5,7 @@
 pub mod contract;
 pub mod memory;
 pub mod model;
+pub mod postgres;
 
 use crate::domain::{Role, TenantId};
 use chrono::{DateTime, Utc};
@@ -26,6 +27,10 @@ pub enum StoreError {
     },
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A query ran without a tenant context, or tried to touch another tenant's rows: row-level
+    /// security refused it. Never expected from a correct caller.
+    #[error("tenant context refused by row-level security: {0}")]
+    TenantContext(String),
 }
 
 /// Tenant-scoped persistence. A backend must make another tenant's rows unreachable, not merely
@@ -86,10 +91,23 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError>;
     async fn audit(&self, t: &TenantId) -> Result<Vec<AuditEntry>, StoreError>;
 
-    async fn add_usage(&self, t: &TenantId, delta: &Usage) -> Result<(), StoreError>;
+    /// Adds the usage of event `event_id` once: a redelivered event changes nothing and answers
+    /// false (consumers of an at-least-once bus must be idempotent).
+    async fn add_usage(
+        &self,
+        t: &TenantId,
+        event_id: Uuid,
+        delta: &Usage,
+    ) -> Result<bool, StoreError>;
     async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError>;
 
-    async fn add_run_summary(&self, t: &TenantId, s: &RunSummary) -> Result<(), StoreError>;
+    /// Adds the summary of event `event_id` once (see [`Store::add_usage`]).
+    async fn add_run_summary(
+        &self,
+        t: &TenantId,
+        event_id: Uuid,
+        s: &RunSummary,
+    ) -> Result<bool, StoreError>;
     async fn run_summaries(&self, t: &TenantId) -> Result<Vec<RunSummary>, StoreError>;
 
     /// Whether the backend answers (for `/readyz`).

@@ -164,6 +164,10 @@ impl From<StoreError> for ToolError {
                 message: m,
             },
             StoreError::Unavailable(m) => ToolError::Transient(m),
+            StoreError::TenantContext(m) => ToolError::Rejected {
+                code: "tenant_context".into(),
+                message: m,
+            },
         }
     }
 }
