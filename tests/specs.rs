@@ -1,13 +1,69 @@
-//! Every scenario spec under `scenarios/` as its own test case (`e2e::E2E-01`), run in MOCK mode, so
+//! Every scenario spec under `scenarios/` as its own test cases: `e2e::E2E-01` in MOCK mode and
+//! `e2e::E2E-01::golden` in GOLDEN mode (real Postgres, NATS and Redis; see `harness::infra`), so
 //! that `cargo test` lists every requirement by id. A file that does not load is a failing case named
 //! after the file; a pending spec is an ignored case. `HARNESS_SEED` changes the seed (default 42).
 //!
 //! One spec: `cargo test --test specs -- e2e::E2E-07 --exact`.
 
+use harness::infra::{self, GoldenEnv, Services};
 use harness::runner::{self, RunConfig, Status};
-use harness::spec::{self, Mode};
+use harness::spec::{self, Mode, Spec};
+use harness::target::TargetSpec;
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// The GOLDEN services and the run's isolated share, set up by the first GOLDEN case that runs
+/// (so a filtered run of MOCK cases never touches a service).
+static GOLDEN: OnceLock<Result<(Services, Arc<GoldenEnv>), String>> = OnceLock::new();
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))
+}
+
+fn verdict(s: &Spec, cfg: &RunConfig) -> Result<(), Failed> {
+    let o = runtime()?.block_on(runner::run_spec(s, cfg));
+    match (o.status, o.failure) {
+        (Status::Failed, Some(f)) => Err(Failed::from(f.to_string())),
+        (Status::Failed, None) => Err(Failed::from("failed without a reason")),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `s` in GOLDEN: fails when the services are missing and CI requires them; otherwise a
+/// missing service makes the case pass vacuously with the reason printed (libtest has no runtime
+/// "skip"; `HARNESS_REQUIRE_SERVICES=1` turns it into a failure).
+fn golden_case(s: &Spec, seed: u64) -> Result<(), Failed> {
+    let g = GOLDEN.get_or_init(|| {
+        runtime()
+            .map_err(|e| format!("{e:?}"))
+            .and_then(|rt| rt.block_on(infra::golden()))
+    });
+    match g {
+        Ok((_, env)) => {
+            let cfg = RunConfig {
+                mode: Mode::Golden,
+                target: TargetSpec::Golden(env.clone()),
+                ..RunConfig::mock(seed)
+            };
+            verdict(s, &cfg)
+        }
+        Err(e) if infra::services_required() => Err(Failed::from(format!(
+            "GOLDEN needs Postgres, NATS and Redis (HARNESS_REQUIRE_SERVICES=1): {e}"
+        ))),
+        Err(e) => {
+            eprintln!(
+                "{}::{}::golden skipped: no real services: {e}",
+                s.suite, s.id
+            );
+            Ok(())
+        }
+    }
+}
 
 fn main() {
     let args = Arguments::from_args();
@@ -18,23 +74,18 @@ fn main() {
     let loaded = spec::load_dir(Path::new("scenarios"));
     let mut trials = vec![];
     for s in loaded.specs {
+        let s = Arc::new(s);
         let name = format!("{}::{}", s.suite, s.id);
         let skip = s.skip_reason(Mode::Mock).is_some();
+        let mock = s.clone();
         trials.push(
-            Trial::test(name, move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Failed::from(e.to_string()))?;
-                let o = rt.block_on(runner::run_spec(&s, &RunConfig::mock(seed)));
-                match (o.status, o.failure) {
-                    (Status::Failed, Some(f)) => Err(Failed::from(f.to_string())),
-                    (Status::Failed, None) => Err(Failed::from("failed without a reason")),
-                    _ => Ok(()),
-                }
-            })
-            .with_ignored_flag(skip),
+            Trial::test(name.clone(), move || verdict(&mock, &RunConfig::mock(seed)))
+                .with_ignored_flag(skip),
+        );
+        let skip = s.skip_reason(Mode::Golden).is_some();
+        trials.push(
+            Trial::test(format!("{name}::golden"), move || golden_case(&s, seed))
+                .with_ignored_flag(skip),
         );
     }
     for e in loaded.errors {
@@ -61,5 +112,13 @@ fn main() {
         // Without the catalogue beside the project there is nothing to compare against.
         .with_ignored_flag(!catalogue.is_dir()),
     );
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(Ok((services, env))) = GOLDEN.get() {
+        if let Ok(rt) = runtime() {
+            rt.block_on(env.cleanup());
+        }
+        // Stop what this run spawned (statics are not dropped at exit).
+        services.stop_spawned();
+    }
+    conclusion.exit();
 }

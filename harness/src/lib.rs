@@ -13,6 +13,7 @@
 pub mod drive;
 pub mod expect;
 pub mod fixture;
+pub mod infra;
 pub mod matrix;
 pub mod report;
 pub mod runner;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use harness::runner::{self, Outcome, RunConfig, Status};
 use harness::spec::{self, Mode};
 use harness::target::TargetSpec;
-use harness::{matrix, report};
+use harness::{infra, matrix, report};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -155,15 +155,42 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         eprintln!("unknown mode `{}`: use mock, golden or live_smoke", a.mode);
         return ExitCode::from(2);
     };
-    if mode != Mode::Mock {
+    if mode == Mode::LiveSmoke {
         eprintln!(
-            "mode {} needs the real backends (Postgres, NATS, Redis) and cassettes, which arrive with the real-backends and replay issues; only mock runs today",
-            mode.as_str()
+            "mode live_smoke needs spawned platform processes and a model endpoint, which arrive with the cassette and live-smoke issues; mock and golden run today"
         );
         return ExitCode::from(2);
     }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // GOLDEN: the run's services and its isolated share of them (kept alive until the end).
+    let mut golden: Option<(infra::Services, std::sync::Arc<infra::GoldenEnv>)> = None;
+    let mut golden_skip: Option<String> = None;
+    if mode == Mode::Golden && a.target.is_none() {
+        match rt.block_on(infra::golden()) {
+            Ok(g) => golden = Some(g),
+            Err(e) if infra::services_required() => {
+                eprintln!(
+                    "GOLDEN needs Postgres, NATS and Redis (HARNESS_REQUIRE_SERVICES=1): {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("GOLDEN specs skipped: {e}");
+                golden_skip = Some(format!("no real services: {e}"));
+            }
+        }
+    }
     let target = match a.target {
-        None => TargetSpec::Mock,
+        None => match &golden {
+            Some((_, env)) => TargetSpec::Golden(env.clone()),
+            None => TargetSpec::Mock,
+        },
         Some(url) => match a.operator_key {
             Some(operator_key) => TargetSpec::Remote { url, operator_key },
             None => {
@@ -235,18 +262,20 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let mut outcomes: Vec<Outcome> = match &golden_skip {
+        Some(reason) => specs
+            .iter()
+            .map(|s| runner::skipped(s, &cfg, reason))
+            .collect(),
+        None => rt.block_on(runner::run_all(&specs, &cfg, &|o: &Outcome| {
+            bar.inc(1);
+            bar.set_message(format!("{} {:?}", o.id, o.status));
+        })),
     };
-    let mut outcomes: Vec<Outcome> = rt.block_on(runner::run_all(&specs, &cfg, &|o: &Outcome| {
-        bar.inc(1);
-        bar.set_message(format!("{} {:?}", o.id, o.status));
-    }));
     bar.finish_and_clear();
+    if let Some((_, env)) = &golden {
+        rt.block_on(env.cleanup());
+    }
     // Files that did not load are failures too, so that CI and the reports show them.
     for e in &loaded.errors {
         let suite = e

@@ -44,7 +44,7 @@ impl RunConfig {
     /// The one command that reproduces `spec` with this configuration.
     pub fn reproduce(&self, spec: &Spec) -> String {
         let target = match &self.target {
-            TargetSpec::Mock => String::new(),
+            TargetSpec::Mock | TargetSpec::Golden(_) => String::new(),
             TargetSpec::Remote { url, .. } => format!(" --target {url}"),
         };
         format!(
@@ -146,18 +146,9 @@ pub async fn run_all(
 /// Runs one spec.
 pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     let started = Instant::now();
-    let mut o = Outcome {
-        id: spec.id.clone(),
-        suite: spec.suite.clone(),
-        title: spec.title.clone(),
-        mode: cfg.mode.as_str().into(),
-        status: Status::Passed,
-        duration_ms: 0,
-        seed: cfg.seed,
-        failure: None,
-        skip_reason: None,
-        transcript: vec![],
-    };
+    let mut o = skipped(spec, cfg, "");
+    o.status = Status::Passed;
+    o.skip_reason = None;
     let skip = spec.skip_reason(cfg.mode);
     if let Some(reason) = skip {
         o.status = Status::Skipped;
@@ -172,6 +163,22 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     }
     o.duration_ms = started.elapsed().as_millis() as u64;
     o
+}
+
+/// The outcome of a spec that was not run, and why (a mode whose services are missing).
+pub fn skipped(spec: &Spec, cfg: &RunConfig, reason: &str) -> Outcome {
+    Outcome {
+        id: spec.id.clone(),
+        suite: spec.suite.clone(),
+        title: spec.title.clone(),
+        mode: cfg.mode.as_str().into(),
+        status: Status::Skipped,
+        duration_ms: 0,
+        seed: cfg.seed,
+        failure: None,
+        skip_reason: Some(reason.to_string()),
+        transcript: vec![],
+    }
 }
 
 struct Tenant {
@@ -196,7 +203,8 @@ struct Scenario<'a> {
 /// platform per scenario, so it needs none and its slugs are reproducible).
 fn run_nonce(target: &TargetSpec) -> String {
     match target {
-        TargetSpec::Mock => String::new(),
+        // GOLDEN runs get their own database, so they need no nonce either.
+        TargetSpec::Mock | TargetSpec::Golden(_) => String::new(),
         TargetSpec::Remote { .. } => {
             static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
             NONCE
@@ -234,7 +242,7 @@ impl<'a> Scenario<'a> {
         };
         let target = cfg
             .target
-            .start(cfg.seed)
+            .start(cfg.seed, &spec.id)
             .await
             .map_err(|e| setup(e.to_string()))?;
         let http = reqwest::Client::builder()

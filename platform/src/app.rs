@@ -4,17 +4,16 @@
 use crate::bus::jetstream::{JetStreamBus, JetStreamOptions};
 use crate::bus::outbox::{MemoryOutbox, Outbox, PgOutbox};
 use crate::bus::{memory::MemoryBus, Bus};
-use crate::config::{BusKind, KvKind, StoreKind};
-use crate::kv::redis::RedisKv;
-use crate::store::postgres::{self, PgStore};
-use std::time::Duration;
 use crate::clock::{Clock, Ids, SystemClock};
 use crate::config::Config;
+use crate::config::{BusKind, KvKind, StoreKind};
 use crate::demo::{self, SeedError, Seeded};
+use crate::kv::redis::RedisKv;
 use crate::kv::{memory::MemoryKv, Kv};
 use crate::llm::{scripted::ScriptedLlm, Llm};
 use crate::orchestrator::{Catalog, Engine, LoadError};
 use crate::router::Router as TierRouter;
+use crate::store::postgres::{self, PgStore};
 use crate::store::{memory::MemoryStore, Store};
 use crate::telemetry::Metrics;
 use crate::tools::Registry;
@@ -22,6 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The backend of each port.
 pub struct Backends {
@@ -108,11 +108,7 @@ impl Backends {
     /// What each port runs on, for the start-up banner.
     pub fn describe(cfg: &Config) -> String {
         let b = &cfg.backends;
-        format!(
-            "store {:?}, bus {:?}, kv {:?}",
-            b.store, b.bus, b.kv
-        )
-        .to_lowercase()
+        format!("store {:?}, bus {:?}, kv {:?}", b.store, b.bus, b.kv).to_lowercase()
     }
 }
 
@@ -165,7 +161,10 @@ impl App {
             cfg.workflows_dir.as_deref().map(PathBuf::from).as_deref(),
             &tools,
         )?;
-        let ids = Arc::new(Ids::seeded(cfg.seed));
+        let ids = Arc::new(match cfg.id_seed {
+            Some(seed) => Ids::seeded(seed),
+            None => Ids::from_entropy(),
+        });
         let metrics = Arc::new(Metrics::default());
         // Consume before anything publishes, so the projector misses nothing.
         let projector = crate::metering::start_projector(b.bus.as_ref(), b.store.clone())

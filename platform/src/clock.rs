@@ -59,6 +59,10 @@ impl Ids {
     pub fn seeded(seed: u64) -> Self {
         Self(Mutex::new(ChaCha8Rng::seed_from_u64(seed)))
     }
+    /// Ids nobody can predict or repeat (production).
+    pub fn from_entropy() -> Self {
+        Self(Mutex::new(ChaCha8Rng::from_entropy()))
+    }
     pub fn uuid(&self) -> uuid::Uuid {
         let mut bytes = [0u8; 16];
         self.0

@@ -19,6 +19,10 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// The seed behind ids, the scripted model's sampling, canary draws and jitter (`PLATFORM_SEED`).
     pub seed: u64,
+    /// The seed of generated ids (run and event ids, keys). Unset (the default) draws them from
+    /// entropy, so a restart against a persistent store never reuses an id; the harness sets it so
+    /// that a rerun gives the same transcript.
+    pub id_seed: Option<u64>,
     /// Subject prefix of every event (`<prefix>.workflow.completed`).
     pub event_prefix: String,
     /// Directory of workflow YAML that replaces the shipped set (`PLATFORM_WORKFLOWS_DIR`).
@@ -231,6 +235,7 @@ impl Default for Config {
             jwt_secret: "dev-only-secret-change-me".into(),
             token_ttl_secs: 3600,
             seed: 42,
+            id_seed: None,
             event_prefix: "aiaas".into(),
             workflows_dir: None,
             limits: Limits::default(),

@@ -3,18 +3,30 @@
 //! deployment. Either way the runner speaks only HTTP to it: the API, and the operator surface for
 //! fixtures, faults and the event window.
 
+use crate::infra::GoldenEnv;
 use platform::app::{App, Backends};
 use platform::clock::ManualClock;
-use platform::config::Config;
+use platform::config::{BackendsConfig, BusKind, Config, KvKind, StoreKind};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Where specs run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum TargetSpec {
     /// A fresh in-process platform per scenario.
     Mock,
+    /// A fresh in-process platform per scenario on the real backends of the run's [`GoldenEnv`]
+    /// (the model stays scripted until cassettes arrive).
+    Golden(Arc<GoldenEnv>),
     /// A running deployment; its operator key provisions fixtures.
     Remote { url: String, operator_key: String },
+}
+
+impl std::fmt::Debug for TargetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 /// Why a target could not be reached.
@@ -32,15 +44,20 @@ pub struct Target {
 }
 
 impl TargetSpec {
-    /// Boots (MOCK) or names (remote) the platform for one scenario run with `seed`.
-    pub async fn start(&self, seed: u64) -> Result<Target, TargetError> {
+    /// Boots (MOCK, GOLDEN) or names (remote) the platform for one scenario `spec_id` run with
+    /// `seed`.
+    pub async fn start(&self, seed: u64, spec_id: &str) -> Result<Target, TargetError> {
         match self {
             TargetSpec::Remote { url, operator_key } => Ok(Target {
                 base_url: url.trim_end_matches('/').to_string(),
                 operator_key: operator_key.clone(),
                 _stop: None,
             }),
-            TargetSpec::Mock => start_mock(seed).await,
+            TargetSpec::Mock => boot(mock_config(seed)).await,
+            TargetSpec::Golden(env) => {
+                let cfg = golden_config(seed, spec_id, env);
+                boot(cfg).await
+            }
         }
     }
 
@@ -48,9 +65,47 @@ impl TargetSpec {
     pub fn describe(&self) -> String {
         match self {
             TargetSpec::Mock => "in-process".into(),
+            TargetSpec::Golden(env) => format!(
+                "in-process on real backends ({}; run {})",
+                env.origins.join(", "),
+                env.name
+            ),
             TargetSpec::Remote { url, .. } => url.clone(),
         }
     }
+}
+
+/// The configuration of a GOLDEN platform: MOCK's, on the run's database, stream prefix and key
+/// prefix. Scenarios share the run's database and stream, so their ids must differ: they are
+/// seeded from the run seed and the spec id (still the same on a rerun).
+pub fn golden_config(seed: u64, spec_id: &str, env: &GoldenEnv) -> Config {
+    let mut cfg = mock_config(seed);
+    let h = Sha256::digest(format!("{seed}:{spec_id}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    cfg.id_seed = Some(u64::from_le_bytes(b));
+    cfg.event_prefix = env.name.clone();
+    cfg.delivery = platform::bus::DeliveryConfig {
+        max_deliver: 3,
+        ack_wait_ms: 2_000,
+        backoff_ms: vec![50, 200],
+    };
+    cfg.backends = BackendsConfig {
+        store: StoreKind::Postgres,
+        database_url: Some(env.database_url.clone()),
+        // The run's database was migrated once when it was created.
+        migrate_on_start: false,
+        db_max_connections: 4,
+        bus: BusKind::Jetstream,
+        nats_url: Some(env.nats_url.clone()),
+        publish_timeout_ms: 2_000,
+        relay_interval_ms: 200,
+        duplicate_window_secs: 120,
+        kv: KvKind::Redis,
+        redis_url: Some(env.redis_url.clone()),
+        kv_prefix: env.kv_prefix.clone(),
+    };
+    cfg
 }
 
 /// The configuration of a MOCK platform: embedded defaults with the run's seed, the operator
@@ -59,6 +114,7 @@ impl TargetSpec {
 pub fn mock_config(seed: u64) -> Config {
     Config {
         seed,
+        id_seed: Some(seed),
         operator_key: Some(format!("mock-operator-{seed}")),
         fault_injection: true,
         retry_base_ms: 2,
@@ -67,13 +123,14 @@ pub fn mock_config(seed: u64) -> Config {
     }
 }
 
-async fn start_mock(seed: u64) -> Result<Target, TargetError> {
-    let cfg = mock_config(seed);
+async fn boot(cfg: Config) -> Result<Target, TargetError> {
     let key = cfg.operator_key.clone().unwrap_or_default();
     // A frozen clock: with the seed it makes every response of a rerun bit-identical.
     let backends = Backends {
-        clock: std::sync::Arc::new(ManualClock::at_epoch()),
-        ..Backends::embedded(&cfg)
+        clock: Arc::new(ManualClock::at_epoch()),
+        ..Backends::from_config(&cfg)
+            .await
+            .map_err(|e| TargetError::Start(e.to_string()))?
     };
     let app = App::start(cfg, backends)
         .await

@@ -56,7 +56,10 @@ pub async fn a_duplicate_event_id_is_delivered_once(bus: &dyn Bus) {
     bus.publish(&event(7, "usage.metered")).await.unwrap();
     bus.publish(&event(7, "usage.metered")).await.unwrap();
     bus.publish(&event(8, "usage.metered")).await.unwrap();
-    eventually("both events are consumed", || seen.lock().unwrap().len() >= 2).await;
+    eventually("both events are consumed", || {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
     // Give a wrongly delivered duplicate the time to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     task.abort();

@@ -98,10 +98,7 @@ impl JetStreamBus {
     }
 
     fn track(&self, h: JoinHandle<()>) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(h);
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(h);
     }
 
     async fn ensure_streams(&self, dlq_stream: &str) -> Result<(), BusError> {
@@ -421,7 +418,9 @@ impl Bus for JetStreamBus {
     async fn ping(&self) -> Result<(), BusError> {
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
-            other => Err(BusError::Unavailable(format!("broker connection {other:?}"))),
+            other => Err(BusError::Unavailable(format!(
+                "broker connection {other:?}"
+            ))),
         }
     }
 }

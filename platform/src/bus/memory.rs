@@ -35,8 +35,6 @@ impl MemoryBus {
             dead: Arc::default(),
         }
     }
-    /// What consumers gave up on, oldest first.
-
     /// The latest deliveries (up to [`LOG_CAPACITY`]), in publish order.
     pub fn published(&self) -> Vec<Delivery> {
         self.log
@@ -102,13 +100,15 @@ impl Bus for MemoryBus {
                         Ok(()) => break,
                         Err(error) if attempt >= delivery.max_deliver => {
                             tracing::error!(%error, subject = %d.subject, attempts = attempt, "dead-lettered");
-                            dead.lock().unwrap_or_else(|e| e.into_inner()).push(DeadLetter {
-                                subject: d.subject.clone(),
-                                payload: serde_json::to_string(&d.event).unwrap_or_default(),
-                                error,
-                                deliveries: attempt,
-                                consumer: group.clone(),
-                            });
+                            dead.lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(DeadLetter {
+                                    subject: d.subject.clone(),
+                                    payload: serde_json::to_string(&d.event).unwrap_or_default(),
+                                    error,
+                                    deliveries: attempt,
+                                    consumer: group.clone(),
+                                });
                             break;
                         }
                         Err(_) => {

@@ -47,9 +47,8 @@ pub enum BusError {
 /// What a durable consumer does with one delivery. An `Err` is a failed attempt: the delivery
 /// comes again after the configured backoff, and after `max_deliver` attempts it goes to the
 /// dead-letter subject with this error. Handlers must be idempotent (deliveries repeat).
-pub type Handler = Arc<
-    dyn Fn(Delivery) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync,
->;
+pub type Handler =
+    Arc<dyn Fn(Delivery) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Redelivery policy of durable consumers (both backends honour it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,11 +27,12 @@ pub async fn bucket_empties_then_refills_over_its_window(kv: &dyn Kv, ns: &str) 
             .unwrap()
             .allowed
     );
-    assert!(kv
-        .take_token(&format!("{ns}:rl:u"), 3, w, t0)
-        .await
-        .unwrap()
-        .allowed);
+    assert!(
+        kv.take_token(&format!("{ns}:rl:u"), 3, w, t0)
+            .await
+            .unwrap()
+            .allowed
+    );
 }
 
 /// `put_if_absent` is exclusive while the value lives, and a value is gone after its TTL.
@@ -40,7 +41,10 @@ pub async fn values_expire_and_put_if_absent_is_exclusive(kv: &dyn Kv, ns: &str)
     let ttl = Duration::milliseconds(300);
     assert!(kv.put_if_absent(&key, "a", ttl, Utc::now()).await.unwrap());
     assert!(!kv.put_if_absent(&key, "b", ttl, Utc::now()).await.unwrap());
-    assert_eq!(kv.get(&key, Utc::now()).await.unwrap().as_deref(), Some("a"));
+    assert_eq!(
+        kv.get(&key, Utc::now()).await.unwrap().as_deref(),
+        Some("a")
+    );
     // Expiry is the backend's own (Redis expires on its clock): wait past the TTL for real.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(kv.get(&key, Utc::now()).await.unwrap(), None);
@@ -55,7 +59,10 @@ pub async fn set_overwrites(kv: &dyn Kv, ns: &str) {
     let ttl = Duration::seconds(60);
     kv.set(&key, "one", ttl, Utc::now()).await.unwrap();
     kv.set(&key, "two", ttl, Utc::now()).await.unwrap();
-    assert_eq!(kv.get(&key, Utc::now()).await.unwrap().as_deref(), Some("two"));
+    assert_eq!(
+        kv.get(&key, Utc::now()).await.unwrap().as_deref(),
+        Some("two")
+    );
     kv.ping().await.unwrap();
 }
 

@@ -35,7 +35,9 @@ impl Kv for MemoryKv {
         if allowed {
             *tokens -= 1.0;
         }
-        Ok(TokenDecision::after_take(capacity, window, *tokens, allowed))
+        Ok(TokenDecision::after_take(
+            capacity, window, *tokens, allowed,
+        ))
     }
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>, KvError> {
         let g = self.0.lock().unwrap_or_else(|e| e.into_inner());

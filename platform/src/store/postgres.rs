@@ -545,12 +545,7 @@ impl Store for PgStore {
             .await
     }
 
-    async fn add_usage(
-        &self,
-        t: &TenantId,
-        event_id: Uuid,
-        d: &Usage,
-    ) -> Result<bool, StoreError> {
+    async fn add_usage(&self, t: &TenantId, event_id: Uuid, d: &Usage) -> Result<bool, StoreError> {
         let mut tx = self.tx(t).await?;
         if !Self::claim_event(&mut tx, t, "usage", event_id).await? {
             return Ok(false);

@@ -1,0 +1,376 @@
+//! Real services for GOLDEN mode. Each service comes from, in order: its URL in the environment
+//! (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`); the machine's own server on its standard port
+//! (127.0.0.1:5432, :4222, :6379) when it answers; a private instance spawned from the installed
+//! binary on a free port (`HARNESS_SERVICES=spawn` goes straight there). When none of these works the GOLDEN specs are skipped with the reason, or
+//! fail when `HARNESS_REQUIRE_SERVICES=1`. (Containers: no Docker engine runs on our machines; see
+//! ARCHITECTURE.md.)
+//!
+//! A run isolates itself in a [`GoldenEnv`]: its own database (migrated), its own subject and
+//! stream prefix, its own key prefix, all named `harness_<unix time>_<random>`. It removes them at
+//! the end, and every run first sweeps what runs older than two hours left behind (a run that
+//! crashed before cleaning up).
+
+pub mod spawn;
+
+use platform::bus::jetstream::stream_names;
+use sqlx::Connection;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The services a run uses, with where each came from.
+pub struct Services {
+    /// Administrator URL of the Postgres server (its `postgres` database).
+    pub database_url: String,
+    pub nats_url: String,
+    pub redis_url: String,
+    /// `postgres: environment (DATABASE_URL)` and so on, for the report.
+    pub origins: Vec<String>,
+    /// Instances this run started; they stop when the run ends.
+    pub spawned: Mutex<Vec<spawn::Spawned>>,
+}
+
+/// Whether CI asked for services to be mandatory.
+pub fn services_required() -> bool {
+    matches!(
+        std::env::var("HARNESS_REQUIRE_SERVICES").as_deref(),
+        Ok("1") | Ok("true")
+    )
+}
+
+async fn postgres_answers(url: &str) -> Result<(), String> {
+    let fut = sqlx::PgConnection::connect(url);
+    match tokio::time::timeout(Duration::from_secs(3), fut).await {
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    }
+}
+
+async fn nats_answers(url: &str) -> Result<(), String> {
+    let opts = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
+    match tokio::time::timeout(Duration::from_secs(3), opts.connect(url)).await {
+        Ok(Ok(c)) => {
+            // JetStream must be on: ask for the account info (raw, to accept any server version).
+            let reply = c
+                .request("$JS.API.INFO", bytes::Bytes::new())
+                .await
+                .map_err(|e| format!("JetStream is not available: {e}"))?;
+            let info: serde_json::Value = serde_json::from_slice(&reply.payload)
+                .map_err(|e| format!("JetStream answered something else: {e}"))?;
+            match info.get("error") {
+                Some(err) => Err(format!("JetStream is not available: {err}")),
+                None => Ok(()),
+            }
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    }
+}
+
+async fn redis_answers(url: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let fut = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), fut).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    }
+}
+
+/// Finds one service: environment, standard local port, spawned binary.
+async fn find<F, Fut>(
+    name: &str,
+    env: &str,
+    local: &str,
+    answers: F,
+    spawn: fn() -> Result<(spawn::Spawned, String), String>,
+    spawned: &mut Vec<spawn::Spawned>,
+) -> Result<(String, String), String>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let spawn_only = std::env::var("HARNESS_SERVICES").as_deref() == Ok("spawn");
+    if let Some(url) = std::env::var(env).ok().filter(|_| !spawn_only) {
+        return match answers(url.clone()).await {
+            Ok(()) => Ok((url, format!("{name}: environment ({env})"))),
+            Err(e) => Err(format!("{name}: {env}={url} does not answer: {e}")),
+        };
+    }
+    let local_err = if spawn_only {
+        "HARNESS_SERVICES=spawn".to_string()
+    } else {
+        match answers(local.to_string()).await {
+            Ok(()) => return Ok((local.to_string(), format!("{name}: this machine ({local})"))),
+            Err(e) => e,
+        }
+    };
+    match tokio::task::spawn_blocking(spawn).await {
+        Ok(Ok((child, url))) => {
+            answers(url.clone())
+                .await
+                .map_err(|e| format!("{name}: spawned {} but it does not answer: {e}", child.what))?;
+            let origin = format!("{name}: spawned ({})", child.what);
+            spawned.push(child);
+            Ok((url, origin))
+        }
+        Ok(Err(e)) => Err(format!(
+            "{name}: {env} unset, nothing answers at {local} ({local_err}), and no private instance: {e}"
+        )),
+        Err(e) => Err(format!("{name}: spawning failed: {e}")),
+    }
+}
+
+impl Services {
+    /// Stops the instances this run spawned (also done when `Services` drops).
+    pub fn stop_spawned(&self) {
+        self.spawned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Finds (or starts) Postgres, NATS and Redis; the error says what is missing and why.
+    pub async fn acquire() -> Result<Services, String> {
+        let mut spawned = Vec::new();
+        let pg = find(
+            "postgres",
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            |u| async move { postgres_answers(&u).await },
+            spawn::postgres,
+            &mut spawned,
+        )
+        .await;
+        let nats = find(
+            "nats",
+            "NATS_URL",
+            "nats://127.0.0.1:4222",
+            |u| async move { nats_answers(&u).await },
+            spawn::nats,
+            &mut spawned,
+        )
+        .await;
+        let redis = find(
+            "redis",
+            "REDIS_URL",
+            "redis://127.0.0.1:6379",
+            |u| async move { redis_answers(&u).await },
+            spawn::redis,
+            &mut spawned,
+        )
+        .await;
+        let errors: Vec<String> = [&pg, &nats, &redis]
+            .iter()
+            .filter_map(|r| r.as_ref().err().cloned())
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+        let (database_url, o1) = pg.unwrap_or_default();
+        let (nats_url, o2) = nats.unwrap_or_default();
+        let (redis_url, o3) = redis.unwrap_or_default();
+        Ok(Services {
+            database_url,
+            nats_url,
+            redis_url,
+            origins: vec![o1, o2, o3],
+            spawned: Mutex::new(spawned),
+        })
+    }
+}
+
+/// The services and a fresh [`GoldenEnv`] on them: what a GOLDEN run needs. Keep the `Services`
+/// alive for the run (they own what was spawned) and call [`GoldenEnv::cleanup`] at the end.
+pub async fn golden() -> Result<(Services, std::sync::Arc<GoldenEnv>), String> {
+    let services = Services::acquire().await?;
+    let env = GoldenEnv::create(&services).await?;
+    Ok((services, std::sync::Arc::new(env)))
+}
+
+/// `url` with its database replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// One run's isolated share of the services.
+pub struct GoldenEnv {
+    /// `harness_<unix time>_<random>`: the database, the event prefix and the key prefix.
+    pub name: String,
+    /// Administrator URL of the run's database (migrated).
+    pub database_url: String,
+    pub nats_url: String,
+    pub redis_url: String,
+    /// `name` followed by `:`.
+    pub kv_prefix: String,
+    admin_url: String,
+    pub origins: Vec<String>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Leftovers older than this are swept.
+const STALE_AFTER_SECS: u64 = 2 * 3600;
+
+fn stale(name: &str) -> bool {
+    let ts = name
+        .strip_prefix("harness_")
+        .and_then(|r| r.split('_').next())
+        .and_then(|t| t.parse::<u64>().ok());
+    ts.is_some_and(|t| t + STALE_AFTER_SECS < unix_now())
+}
+
+impl GoldenEnv {
+    /// Creates the run's database (and migrates it), and names its prefixes.
+    pub async fn create(services: &Services) -> Result<GoldenEnv, String> {
+        let name = format!("harness_{}_{:08x}", unix_now(), rand::random::<u32>());
+        let admin_url = services.database_url.clone();
+        sweep(&admin_url, &services.nats_url).await;
+        let mut c = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .map_err(|e| format!("postgres: cannot create database {name}: {e}"))?;
+        let _ = c.close().await;
+        let database_url = with_database(&admin_url, &name);
+        platform::store::postgres::migrate(&database_url)
+            .await
+            .map_err(|e| format!("postgres: {e}"))?;
+        Ok(GoldenEnv {
+            kv_prefix: format!("{name}:"),
+            name,
+            database_url,
+            nats_url: services.nats_url.clone(),
+            redis_url: services.redis_url.clone(),
+            admin_url,
+            origins: services.origins.clone(),
+        })
+    }
+
+    /// Drops the run's database, streams and keys. Errors are reported, not returned: cleanup
+    /// runs after the verdict.
+    pub async fn cleanup(&self) {
+        if let Err(e) = drop_database(&self.admin_url, &self.name).await {
+            eprintln!("harness: cleanup: {e}");
+        }
+        delete_streams(&self.nats_url, &self.name).await;
+        match platform::kv::redis::RedisKv::connect(&self.redis_url, &self.kv_prefix).await {
+            Ok(kv) => {
+                if let Err(e) = kv.delete_prefix().await {
+                    eprintln!("harness: cleanup: redis keys {}*: {e}", self.kv_prefix);
+                }
+            }
+            Err(e) => eprintln!("harness: cleanup: redis: {e}"),
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
+    let mut c = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| format!("postgres: {e}"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await
+    .map_err(|e| format!("cannot drop database {name}: {e}"))?;
+    let _ = c.close().await;
+    Ok(())
+}
+
+async fn delete_streams(nats_url: &str, prefix: &str) {
+    let Ok(c) = async_nats::connect(nats_url).await else {
+        return;
+    };
+    let js = async_nats::jetstream::new(c);
+    let (events, dlq) = stream_names(prefix);
+    for s in [events, dlq] {
+        let _ = js.delete_stream(&s).await;
+    }
+}
+
+/// Removes databases and streams of runs older than [`STALE_AFTER_SECS`].
+async fn sweep(admin_url: &str, nats_url: &str) {
+    if let Ok(mut c) = sqlx::PgConnection::connect(admin_url).await {
+        let names: Vec<(String,)> =
+            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'harness\\_%'")
+                .fetch_all(&mut c)
+                .await
+                .unwrap_or_default();
+        let _ = c.close().await;
+        for (n,) in names.into_iter().filter(|(n,)| stale(n)) {
+            let _ = drop_database(admin_url, &n).await;
+        }
+    }
+    if let Ok(c) = async_nats::connect(nats_url).await {
+        use futures::StreamExt;
+        let js = async_nats::jetstream::new(c);
+        let names: Vec<String> = js
+            .stream_names()
+            .filter_map(|n| async move { n.ok() })
+            .collect()
+            .await;
+        for n in names {
+            let lower = n.to_lowercase();
+            let base = lower
+                .strip_suffix("_events")
+                .or_else(|| lower.strip_suffix("_dlq"));
+            if base.is_some_and(stale) {
+                let _ = js.delete_stream(&n).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_gets_another_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
+    }
+
+    #[test]
+    fn only_old_run_names_are_stale() {
+        assert!(stale("harness_1000_abcdef12"));
+        assert!(!stale(&format!("harness_{}_abcdef12", unix_now())));
+        assert!(!stale("production"));
+    }
+}

@@ -1,0 +1,280 @@
+//! Private service instances for a run: `nats-server` with JetStream in a temporary directory,
+//! `redis-server` without persistence, and a Postgres cluster made with `initdb` and run with
+//! `postgres` (as the `postgres` user when the harness runs as root, since Postgres refuses root).
+//! Each child dies with the harness (the kernel's parent-death signal), so a crashed run leaves no
+//! server behind; its data directory is removed when the handle drops.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A service this run started; killed and its directory removed on drop.
+pub struct Spawned {
+    child: Child,
+    dir: PathBuf,
+    /// What it is, for messages: `nats-server on 127.0.0.1:40123`.
+    pub what: String,
+}
+
+impl Spawned {
+    /// The port the service listens on is closed: stop it (chaos kills what the run spawned).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free TCP port on loopback (bound then released; the window for a race is small).
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn temp_dir(kind: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "harness-{kind}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Finds `name` on PATH or in Postgres's versioned bin directories.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .collect();
+        versions.sort();
+        dirs.extend(versions.into_iter().rev());
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Runs `cmd.spawn()` on the keeper thread. The parent-death signal fires when the *thread* that
+/// forked the child ends, so children are forked by one thread that lives as long as the process.
+fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
+    type Job = Box<dyn FnOnce() + Send>;
+    static KEEPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("harness-services".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+                // The process is ending; park so the children live until it does.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .ok();
+        std::sync::Mutex::new(tx)
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(cmd.spawn());
+    });
+    keeper
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(job)
+        .map_err(|_| std::io::Error::other("the service keeper thread is gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the service keeper thread is gone"))?
+}
+
+/// The child gets SIGKILL when the harness dies, whatever the way.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until `port` accepts connections or the child exits.
+fn wait_listening(child: &mut Child, port: u16, what: &str) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what} exited at start-up ({status})"));
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{what} did not listen on port {port} within 20 s"))
+}
+
+/// A `nats-server` with JetStream; returns it and its URL.
+pub fn nats() -> Result<(Spawned, String), String> {
+    let bin = find_binary("nats-server").ok_or("nats-server is not installed")?;
+    let port = free_port()?;
+    let dir = temp_dir("nats")?;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start nats-server: {e}"))?;
+    let what = format!("nats-server on 127.0.0.1:{port}");
+    wait_listening(&mut child, port, &what)?;
+    Ok((
+        Spawned { child, dir, what },
+        format!("nats://127.0.0.1:{port}"),
+    ))
+}
+
+/// Restarts a spawned `nats-server` on the same port and store directory (chaos: the broker
+/// comes back with its streams).
+pub fn restart_nats(old: &mut Spawned, url: &str) -> Result<(), String> {
+    old.kill();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("no port in {url}"))?;
+    let bin = find_binary("nats-server").ok_or("nats-server is not installed")?;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&old.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start nats-server: {e}"))?;
+    wait_listening(&mut child, port, &old.what)?;
+    old.child = child;
+    Ok(())
+}
+
+/// A `redis-server` that keeps nothing on disk; returns it and its URL.
+pub fn redis() -> Result<(Spawned, String), String> {
+    let bin = find_binary("redis-server").ok_or("redis-server is not installed")?;
+    let port = free_port()?;
+    let dir = temp_dir("redis")?;
+    let mut cmd = Command::new(&bin);
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .arg("--dir")
+    .arg(&dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start redis-server: {e}"))?;
+    let what = format!("redis-server on 127.0.0.1:{port}");
+    wait_listening(&mut child, port, &what)?;
+    Ok((
+        Spawned { child, dir, what },
+        format!("redis://127.0.0.1:{port}"),
+    ))
+}
+
+/// The uid and gid of the `postgres` user, when the harness runs as root.
+fn postgres_user() -> Result<Option<(u32, u32)>, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = std::ffi::CString::new("postgres").map_err(|e| e.to_string())?;
+    // SAFETY: getpwnam returns null or a pointer to a static record that we copy at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err("running as root and there is no `postgres` user to run Postgres as".into());
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+}
+
+fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot hand {} to postgres: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A private Postgres cluster (trust authentication on loopback); returns it and the URL of its
+/// `postgres` superuser.
+pub fn postgres() -> Result<(Spawned, String), String> {
+    let initdb = find_binary("initdb").ok_or("initdb is not installed")?;
+    let server = find_binary("postgres").ok_or("postgres is not installed")?;
+    let user = postgres_user()?;
+    let port = free_port()?;
+    let dir = temp_dir("pg")?;
+    chown(&dir, user)?;
+    let data = dir.join("data");
+    let mut init = Command::new(&initdb);
+    init.arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    as_user(&mut init, user);
+    let out = init
+        .output()
+        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut cmd = Command::new(&server);
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "fsync=off", "-c", "max_connections=200"])
+        .arg("-k")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    as_user(&mut cmd, user);
+    die_with_parent(&mut cmd);
+    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start postgres: {e}"))?;
+    let what = format!("postgres on 127.0.0.1:{port}");
+    wait_listening(&mut child, port, &what)?;
+    Ok((
+        Spawned { child, dir, what },
+        format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+    ))
+}
