@@ -194,6 +194,37 @@ pub async fn golden() -> Result<(Services, std::sync::Arc<GoldenEnv>), String> {
     Ok((services, std::sync::Arc::new(env)))
 }
 
+/// The services of this process, found once and shared by every test in it (their spawned
+/// instances live as long as the process).
+pub async fn shared_services() -> Result<&'static Services, String> {
+    static SERVICES: tokio::sync::OnceCell<Result<Services, String>> =
+        tokio::sync::OnceCell::const_new();
+    SERVICES
+        .get_or_init(Services::acquire)
+        .await
+        .as_ref()
+        .map_err(|e| e.clone())
+}
+
+/// For a test that needs the real services: a fresh isolated environment, `None` (after saying
+/// why) when the services are missing, and a panic instead when `HARNESS_REQUIRE_SERVICES=1`.
+pub async fn env_for_test(test: &str) -> Option<GoldenEnv> {
+    let made = match shared_services().await {
+        Ok(s) => GoldenEnv::create(s).await,
+        Err(e) => Err(e),
+    };
+    match made {
+        Ok(env) => Some(env),
+        Err(e) if services_required() => {
+            panic!("{test} needs Postgres, NATS and Redis (HARNESS_REQUIRE_SERVICES=1): {e}")
+        }
+        Err(e) => {
+            eprintln!("{test} skipped: no real services: {e}");
+            None
+        }
+    }
+}
+
 /// `url` with its database replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -130,15 +130,17 @@ impl JetStreamBus {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload.into())
             .message_id(event_id);
-        let ack = self
-            .js
-            .send_publish(subject.to_string(), publish)
+        let sent = async {
+            let ack = self
+                .js
+                .send_publish(subject.to_string(), publish)
+                .await
+                .map_err(unavailable)?;
+            ack.await.map_err(unavailable)
+        };
+        tokio::time::timeout(self.opts.publish_timeout, sent)
             .await
-            .map_err(unavailable)?;
-        tokio::time::timeout(self.opts.publish_timeout, ack)
-            .await
-            .map_err(|_| BusError::Unavailable("no ack from the broker in time".into()))?
-            .map_err(unavailable)?;
+            .map_err(|_| BusError::Unavailable("no ack from the broker in time".into()))??;
         Ok(())
     }
 
@@ -273,6 +275,12 @@ impl Bus for JetStreamBus {
             .outbox
             .enqueue(event.event_id, &subject, &payload)
             .await?;
+        // While the connection is down, do not wait for an ack that cannot come: the relay sends
+        // the event when the broker is back.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            tracing::warn!(%subject, "broker disconnected; the event waits in the outbox");
+            return Ok(());
+        }
         let bytes = serde_json::to_vec(&payload).map_err(unavailable)?;
         match self
             .send(&event.event_id.to_string(), &subject, bytes)
