@@ -38,9 +38,10 @@ pub struct FixtureTenant {
 
 /// Every fixture name, with a line on what it holds.
 pub const FIXTURES: &[(&str, &str)] = &[
-    ("acme", "tenant `acme` (pro): alice admin, bob user, gina guest, an `admin` API key; widgets, gadgets, a licence and a premium bundle; ORD-1001 shipped, ORD-1002 processing; FAQ and documents at every level; leads"),
+    ("acme", "tenant `acme` (pro): alice admin, bob and dave users, gina guest, `admin` and `agent` (user) API keys; widgets, gadgets, a licence and a premium bundle; ORD-1001 shipped, ORD-1002 processing; FAQ and documents at every level; leads"),
     ("globex", "tenant `globex` (free): gus user, gail admin; anvils; ORD-2001; documents at every level"),
     ("quota-3", "tenant `tiny` (free) whose contract allows 3 requests a month: tom user, tess admin"),
+    ("rate-3", "tenant `limited` (free) whose contract allows 3 requests per 10 s window: lena user"),
 ];
 
 /// A deterministic generator for `(seed, what)`.
@@ -62,6 +63,7 @@ pub fn build(
         "acme" => vec![acme(seed, &slug_of("acme"))],
         "globex" => vec![globex(seed, &slug_of("globex"))],
         "quota-3" => vec![quota3(seed, &slug_of("tiny"))],
+        "rate-3" => vec![rate3(seed, &slug_of("limited"))],
         _ => return None,
     })
 }
@@ -237,6 +239,9 @@ fn acme(seed: u64, slug: &str) -> FixtureTenant {
             None
         ),
     ]);
+    // Added after the generated data so that the seed gives the same filler as before.
+    b.user("dave", "user");
+    b.api_key("agent", "user");
     b.finish("Acme Corp", "pro", Value::Null, products, orders, leads)
 }
 
@@ -293,6 +298,13 @@ fn quota3(seed: u64, slug: &str) -> FixtureTenant {
     b.finish("Tiny Shop", "free", limits, json!([]), json!([]), vec![])
 }
 
+fn rate3(seed: u64, slug: &str) -> FixtureTenant {
+    let mut b = Builder::new("limited", slug, seed);
+    b.user("lena", "user");
+    let limits = json!({"requests_per_window": 3, "window_secs": 10, "monthly_requests": 100_000, "monthly_tokens": 10_000_000});
+    b.finish("Limited Co", "free", limits, json!([]), json!([]), vec![])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +349,7 @@ mod tests {
         for u in ["alice", "bob", "gina"] {
             assert!(a.users.contains_key(u), "{u}");
         }
-        assert_eq!(a.users.len(), 5);
+        assert_eq!(a.users.len(), 6);
         assert!(a.api_keys["admin"].starts_with("ak_acme_"));
     }
 }

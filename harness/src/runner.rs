@@ -459,6 +459,16 @@ impl<'a> Scenario<'a> {
         if let Some(f) = &step.fault {
             return self.fault(step, f).await;
         }
+        if let Some(ms) = step.advance_clock_ms {
+            return self
+                .operator(
+                    Method::POST,
+                    "/api/v1/operator/clock",
+                    &json!({"advance_ms": ms}),
+                    200,
+                )
+                .await;
+        }
         let r = self.attempts(n, step).await;
         // Only the last attempt of a wait_until belongs to the transcript: how many polls it took
         // depends on timing, what it ended with does not.
@@ -964,6 +974,7 @@ fn step_label(i: usize, step: &Step) -> String {
         .or_else(|| step.sse_chat.as_ref().map(|c| format!("sse_chat {c:?}")))
         .or_else(|| step.workflow.as_ref().map(|w| format!("workflow {}", w.id)))
         .or_else(|| step.fault.as_ref().map(|f| format!("fault in {}", f.tool)))
+        .or_else(|| step.advance_clock_ms.map(|ms| format!("clock +{ms} ms")))
         .or_else(|| step.get.as_ref().map(|p| format!("GET {p}")))
         .or_else(|| step.post.as_ref().map(|p| format!("POST {p}")))
         .or_else(|| step.put.as_ref().map(|p| format!("PUT {p}")))

@@ -132,9 +132,9 @@ fn bad_flags_are_refused_with_a_reason() {
     let (code, text, _) = harness(&dir, &["run", "--only", "T-PASS,T-NOPE"]);
     assert_eq!(code, 2);
     assert!(text.contains(r#"no spec with id ["T-NOPE"]"#), "{text}");
-    let (code, text, _) = harness(&dir, &["run", "--mode", "golden"]);
+    let (code, text, _) = harness(&dir, &["run", "--mode", "live_smoke"]);
     assert_eq!(code, 2);
-    assert!(text.contains("only mock runs today"), "{text}");
+    assert!(text.contains("mock and golden run today"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -188,5 +188,29 @@ async fn a_running_deployment_is_reached_with_target_and_its_operator_key() {
     .unwrap();
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("answered 401"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn golden_runs_on_real_services_or_says_why_it_cannot() {
+    let dir = scratch("golden", &[("fail.yaml", FAILING)]);
+    let (code, text, report) = harness(&dir, &["run", "--mode", "golden"]);
+    if text.contains("GOLDEN specs skipped") {
+        // No services here, and CI did not require them: every spec is skipped with the reason.
+        assert_eq!(code, 0, "{text}");
+        assert!(report["scenarios"][0]["skip_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("no real services"));
+    } else {
+        // The failing spec fails on the real backends too, and names the services it ran on.
+        assert_eq!(code, 1, "{text}");
+        assert!(
+            text.contains("golden mode against in-process on real backends (postgres:"),
+            "{text}"
+        );
+        assert!(text.contains("FAILED T-FAIL"), "{text}");
+        assert!(text.contains("--mode golden --only T-FAIL"), "{text}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

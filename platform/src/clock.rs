@@ -10,6 +10,11 @@ use std::sync::Mutex;
 /// The source of "now" for every timestamp, window and budget.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+    /// Moves a test clock forward (past a rate-limit window, a token's expiry); false for a clock
+    /// that follows real time and cannot be moved.
+    fn advance_by(&self, _by: Duration) -> bool {
+        false
+    }
 }
 
 /// Wall-clock time, for `platform serve`.
@@ -46,6 +51,10 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    fn advance_by(&self, by: Duration) -> bool {
+        self.advance(by);
+        true
+    }
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -211,7 +211,7 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
         let at = |needle: &str| line_within(text, needle, line, next).unwrap_or(line);
         if let Some(a) = &step.actor {
             check_actor(a, at("as:"), &mut errors);
-        } else if spec.actor.is_none() && step.fault.is_none() {
+        } else if spec.actor.is_none() && step.fault.is_none() && step.advance_clock_ms.is_none() {
             errors.push(err(line, "the step has no `as:` and the spec has no default `as:`; say who sends it (`as: {anonymous: true}` for nobody)".into()));
         }
         validate_step(step, &at, &mut errors, &err, &aliases);
@@ -343,6 +343,7 @@ impl Step {
             (self.delete.is_some(), "delete"),
             (self.workflow.is_some(), "workflow"),
             (self.fault.is_some(), "fault"),
+            (self.advance_clock_ms.is_some(), "advance_clock_ms"),
         ] {
             if set {
                 a.push(name);

@@ -152,6 +152,9 @@ pub struct Step {
     pub workflow: Option<WorkflowCall>,
     /// A tool fault for this scenario's tenant, through the operator surface.
     pub fault: Option<FaultStep>,
+    /// Moves the target's frozen clock forward by this many milliseconds (past a rate-limit
+    /// window, a token's expiry), through the operator surface.
+    pub advance_clock_ms: Option<u64>,
     /// JSON body (for `post`/`put`/`patch`; merged over the generated body of `chat`/`workflow`).
     pub body: Option<Value>,
     /// A body sent byte for byte (malformed JSON, oversized input).

@@ -40,7 +40,7 @@ pub async fn message(
 ) -> Result<Response, ApiError> {
     let max = app.cfg.limits.max_content_chars;
     validate::content("message.content", &req.message.content, max)?;
-    validate::no_card_numbers("message.content", &req.message.content)?;
+    validate::no_sensitive_numbers("message.content", &req.message.content)?;
     let ctx = req.context.unwrap_or(ChatContext {
         conversation_id: None,
         previous_messages: None,

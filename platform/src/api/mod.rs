@@ -65,6 +65,7 @@ pub fn router(app: AppState) -> Router {
             axum::routing::put(operator::provision),
         )
         .route("/api/v1/operator/faults", post(operator::fault))
+        .route("/api/v1/operator/clock", post(operator::clock))
         .route("/api/v1/operator/events", get(operator::events))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))

@@ -37,7 +37,7 @@ impl Modify for Security {
         super::rag::create_document, super::rag::patch_document, super::rag::query,
         super::admin::login, super::admin::usage, super::admin::analytics,
         super::support::get_lead, super::support::get_ticket, super::admin::outbox, super::admin::audit_log,
-        super::operator::provision, super::operator::fault, super::operator::events,
+        super::operator::provision, super::operator::fault, super::operator::clock, super::operator::events,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldError, Code, ChatRequest, ChatResponse, ExecuteRequest, ExecuteResponse,
         OrderRequest, LeadRequest, LeadResponse, TicketRequest, TicketResponse, DocumentCreate, DocumentPatch, DocumentView,

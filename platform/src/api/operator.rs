@@ -442,6 +442,46 @@ pub async fn fault(
     ))
 }
 
+/// How far to move the deployment's test clock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockRequest {
+    /// Milliseconds to move forward (1 to 31 days' worth).
+    pub advance_ms: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/operator/clock", request_body = ClockRequest,
+    responses((status = 200, description = "The clock moved; `now` is the new time"),
+              (status = 400, body = super::error::ErrorEnvelope, description = "Out of range, or the clock follows real time"),
+              (status = 403, body = super::error::ErrorEnvelope, description = "Fault injection is off in this deployment"),
+              (status = 404, body = super::error::ErrorEnvelope)))]
+/// Moves a test deployment's frozen clock forward, so a spec can pass a rate-limit window or a
+/// token's expiry without waiting. Only where fault injection is on, and only for a manual clock.
+pub async fn clock(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    StrictJson(req, _): StrictJson<ClockRequest>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&app, &headers)?;
+    if !app.cfg.fault_injection {
+        return Err(ApiError::new(
+            Code::AuthorizationFailed,
+            "moving the clock is off in this deployment (fault_injection: false)",
+        ));
+    }
+    super::validate::range("advance_ms", req.advance_ms, 1, 31 * 24 * 3_600_000)?;
+    if !app
+        .clock
+        .advance_by(chrono::Duration::milliseconds(req.advance_ms))
+    {
+        return Err(ApiError::field(
+            "advance_ms",
+            "this deployment's clock follows real time and cannot be moved",
+        ));
+    }
+    Ok(Json(json!({"now": app.clock.now()})))
+}
+
 /// The query of the event window.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -85,12 +85,37 @@ pub async fn get_order(
     caller: Caller,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let o = visible_order(&app, &caller, &order_id.to_uppercase()).await?;
+    Ok(Json(order_json(&o)))
+}
+
+/// The order if the caller may see it: admins see the tenant's orders, everyone else only their
+/// own. Another customer's order is a 404, as a missing one is (no existence oracle), and the
+/// attempt is audited.
+async fn visible_order(
+    app: &crate::app::App,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<crate::store::model::Order, ApiError> {
     let o = app
         .store
-        .order(&caller.tenant.id, &order_id.to_uppercase())
+        .order(&caller.tenant.id, order_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {order_id}")))?;
-    Ok(Json(order_json(&o)))
+    if caller.role != Role::Admin && o.user_id != caller.user_id {
+        super::auth::audit(
+            app,
+            &caller.tenant.id,
+            &caller.user_id,
+            "cross_user_access",
+            &format!("order {order_id}"),
+            "denied",
+            "the order belongs to another customer",
+        )
+        .await;
+        return Err(ApiError::not_found(format!("order {order_id}")));
+    }
+    Ok(o)
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", params(("order_id" = String, Path)), request_body(content = CancelRequest, description = "Optional"),
@@ -128,6 +153,7 @@ pub async fn cancel(
     let body: CancelRequest = typed(raw.clone())?;
     validate::opt_text("reason", body.reason.as_deref(), 500)?;
     let order_id = order_id.to_uppercase();
+    visible_order(&app, &caller, &order_id).await?;
     let route = format!("orders/{order_id}/cancel");
     let work = || async {
         let input = json!({"order_id": order_id, "reason": body.reason});

@@ -106,15 +106,32 @@ fn has_card_number(text: &str) -> bool {
     (13..=19).contains(&run.len()) && luhn_valid(&run)
 }
 
-/// Refuses text that carries a payment card number: such data must not enter chat transcripts,
-/// model prompts or logs (400 `DLP_VIOLATION`).
-pub fn no_card_numbers(field: &str, v: &str) -> Result<(), ApiError> {
+/// Whether the text carries a US social security number (`123-45-6789`).
+fn has_ssn(text: &str) -> bool {
+    static SSN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    SSN.get_or_init(|| {
+        regex::Regex::new(r"\b\d{3}-\d{2}-\d{4}\b").unwrap_or_else(|_| unreachable!())
+    })
+    .is_match(text)
+}
+
+/// Data loss prevention on ingress: refuses text that carries a payment card number or a social
+/// security number, which must not enter chat transcripts, model prompts or logs (400
+/// `DLP_VIOLATION`, the detail saying `credit_card_detected` or `ssn_detected`).
+pub fn no_sensitive_numbers(field: &str, v: &str) -> Result<(), ApiError> {
     if has_card_number(v) {
         return Err(ApiError::new(
             Code::DlpViolation,
             "the message contains a payment card number; never send card numbers in chat",
         )
-        .with_detail(field, "contains a payment card number"));
+        .with_detail(field, "credit_card_detected"));
+    }
+    if has_ssn(v) {
+        return Err(ApiError::new(
+            Code::DlpViolation,
+            "the message contains a social security number; never send it in chat",
+        )
+        .with_detail(field, "ssn_detected"));
     }
     Ok(())
 }
@@ -151,7 +168,9 @@ mod tests {
         assert!(!has_card_number("4111 1111 1111 1112"));
         assert!(!has_card_number("order ORD-1001 and phone 555 0100"));
         assert_eq!(
-            no_card_numbers("m", "4111111111111111").unwrap_err().code,
+            no_sensitive_numbers("m", "4111111111111111")
+                .unwrap_err()
+                .code,
             Code::DlpViolation
         );
     }
