@@ -66,6 +66,7 @@ mod redis_kv {
         bucket_empties_then_refills_over_its_window,
         values_expire_and_put_if_absent_is_exclusive,
         set_overwrites,
+        slots_bound_concurrency,
     );
 }
 

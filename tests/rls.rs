@@ -150,7 +150,12 @@ async fn another_tenants_rows_are_invisible_and_unwritable() {
         .await
         .unwrap();
     store
-        .add_usage(&globex, uuid::Uuid::from_u128(1), &Usage::default())
+        .add_usage(
+            &globex,
+            "2026-01",
+            uuid::Uuid::from_u128(1),
+            &Usage::default(),
+        )
         .await
         .unwrap();
     store

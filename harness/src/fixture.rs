@@ -41,7 +41,7 @@ pub const FIXTURES: &[(&str, &str)] = &[
     ("acme", "tenant `acme` (pro): alice admin, bob and dave users, gina guest, `admin` and `agent` (user) API keys; widgets, gadgets, a licence and a premium bundle; ORD-1001 shipped, ORD-1002 processing; FAQ and documents at every level; leads"),
     ("globex", "tenant `globex` (free): gus user, gail admin; anvils; ORD-2001; documents at every level"),
     ("quota-3", "tenant `tiny` (free) whose contract allows 3 requests a month: tom user, tess admin"),
-    ("rate-3", "tenant `limited` (free) whose contract allows 3 requests per 10 s window: lena user, lars admin"),
+    ("rate-3", "tenant `limited` (free) whose contract allows 3 requests per 10 s window, one at a time: lena user, lars admin"),
 ];
 
 /// A deterministic generator for `(seed, what)`.
@@ -302,7 +302,7 @@ fn rate3(seed: u64, slug: &str) -> FixtureTenant {
     let mut b = Builder::new("limited", slug, seed);
     b.user("lena", "user");
     b.user("lars", "admin");
-    let limits = json!({"requests_per_window": 3, "window_secs": 10, "monthly_requests": 100_000, "monthly_tokens": 10_000_000});
+    let limits = json!({"requests_per_window": 3, "window_secs": 10, "monthly_requests": 100_000, "monthly_tokens": 10_000_000, "max_concurrent_requests": 1});
     b.finish("Limited Co", "free", limits, json!([]), json!([]), vec![])
 }
 

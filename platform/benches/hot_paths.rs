@@ -42,6 +42,7 @@ fn turn(c: &mut Criterion) {
             window_secs: 1,
             monthly_requests: u64::MAX,
             monthly_tokens: u64::MAX,
+            max_concurrent_requests: u32::MAX,
         },
     );
     let app = rt.block_on(async {

@@ -92,9 +92,12 @@ CREATE TABLE audit_log (
     body jsonb NOT NULL
 );
 CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, seq);
+-- One row per tenant and billing period (`YYYY-MM`): quotas are monthly.
 CREATE TABLE usage_counters (
-    tenant_id text PRIMARY KEY, requests bigint NOT NULL DEFAULT 0, tokens bigint NOT NULL DEFAULT 0,
-    tool_calls bigint NOT NULL DEFAULT 0, cost_usd double precision NOT NULL DEFAULT 0
+    tenant_id text NOT NULL, period text NOT NULL CHECK (period ~ '^[0-9]{4}-[0-9]{2}$'),
+    requests bigint NOT NULL DEFAULT 0, tokens bigint NOT NULL DEFAULT 0,
+    tool_calls bigint NOT NULL DEFAULT 0, cost_usd double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, period)
 );
 CREATE TABLE run_summaries (
     seq bigserial PRIMARY KEY, tenant_id text NOT NULL, body jsonb NOT NULL

@@ -177,6 +177,13 @@ pub struct PlanLimits {
     /// Monthly request and token quotas (`TENANT_QUOTA_EXCEEDED` past them).
     pub monthly_requests: u64,
     pub monthly_tokens: u64,
+    /// Requests of the tenant in flight at once, over every gateway instance (429 past it).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent_requests: u32,
+}
+
+fn default_concurrency() -> u32 {
+    20
 }
 
 /// Per-run limits; exceeding one ends the run (`TIMEOUT` for wall time).
@@ -210,6 +217,7 @@ impl Default for Config {
                 window_secs: 60,
                 monthly_requests: 1_000,
                 monthly_tokens: 100_000,
+                max_concurrent_requests: 5,
             },
         );
         plans.insert(
@@ -219,6 +227,7 @@ impl Default for Config {
                 window_secs: 60,
                 monthly_requests: 100_000,
                 monthly_tokens: 10_000_000,
+                max_concurrent_requests: 20,
             },
         );
         plans.insert(
@@ -228,6 +237,7 @@ impl Default for Config {
                 window_secs: 60,
                 monthly_requests: 10_000_000,
                 monthly_tokens: 1_000_000_000,
+                max_concurrent_requests: 100,
             },
         );
         Self {
@@ -330,6 +340,12 @@ impl Config {
         if let Ok(v) = std::env::var("PLATFORM_EVENT_PREFIX") {
             cfg.event_prefix = v;
         }
+        if let Ok(v) = std::env::var("PLATFORM_ID_SEED") {
+            cfg.id_seed = Some(v.parse().map_err(|_| ConfigError::Env {
+                name: "PLATFORM_ID_SEED".into(),
+                message: format!("`{v}` is not an unsigned integer"),
+            })?);
+        }
         if let Ok(v) = std::env::var("PLATFORM_SEED") {
             cfg.seed = v.parse().map_err(|_| ConfigError::Env {
                 name: "PLATFORM_SEED".into(),
@@ -358,6 +374,7 @@ impl Config {
                 window_secs: 60,
                 monthly_requests: 1_000,
                 monthly_tokens: 100_000,
+                max_concurrent_requests: 5,
             })
     }
 }

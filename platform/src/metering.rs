@@ -10,6 +10,12 @@ use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The billing period (`YYYY-MM`, UTC) that a moment belongs to: usage is counted, and quotas
+/// apply, per calendar month.
+pub fn period_of(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m").to_string()
+}
+
 /// Applies one event to the read models, once per event id. An error is returned to the bus,
 /// which redelivers the event later.
 pub async fn project(store: &dyn Store, d: &Delivery) -> Result<(), String> {
@@ -23,7 +29,9 @@ pub async fn project(store: &dyn Store, d: &Delivery) -> Result<(), String> {
                 tool_calls: n("tool_calls"),
                 cost_usd: e.data["cost_usd"].as_f64().unwrap_or(0.0),
             };
-            store.add_usage(&e.tenant_id, e.event_id, &delta).await
+            store
+                .add_usage(&e.tenant_id, &period_of(e.occurred_at), e.event_id, &delta)
+                .await
         }
         "workflow.completed" | "workflow.failed" | "workflow.compensated" => {
             let s = RunSummary {

@@ -225,6 +225,7 @@ async fn the_token_bucket_limits_each_tenant_then_refills_after_the_window() {
             window_secs: 60,
             monthly_requests: 1_000,
             monthly_tokens: 100_000,
+            max_concurrent_requests: 5,
         },
     );
     let s = start_with(cfg).await;
@@ -281,6 +282,7 @@ async fn the_monthly_quota_stops_a_tenant_with_retry_after() {
             window_secs: 60,
             monthly_requests: 2,
             monthly_tokens: 100_000,
+            max_concurrent_requests: 5,
         },
     );
     let s = start_with(cfg).await;
@@ -289,10 +291,14 @@ async fn the_monthly_quota_stops_a_tenant_with_retry_after() {
     assert_eq!(s.get("/api/v1/products", &gus).await.status, 200);
     eventually("two requests metered", || async {
         let g = platform::domain::TenantId::parse("globex").unwrap();
-        platform::store::Store::usage(s.store.as_ref(), &g)
-            .await
-            .unwrap()
-            .requests
+        platform::store::Store::usage(
+            s.store.as_ref(),
+            &g,
+            &platform::metering::period_of(s.app.clock.now()),
+        )
+        .await
+        .unwrap()
+        .requests
             == 2
     })
     .await;

@@ -168,7 +168,10 @@ async fn a_provisioned_tenant_logs_in_orders_and_hits_its_contract_quota() {
     }
     common::eventually("two requests metered", || async {
         s.store
-            .usage(&platform::domain::TenantId::parse("initech").unwrap())
+            .usage(
+                &platform::domain::TenantId::parse("initech").unwrap(),
+                &platform::metering::period_of(s.app.clock.now()),
+            )
             .await
             .unwrap()
             .requests

@@ -66,11 +66,13 @@ pub async fn usage(
     caller: Caller,
 ) -> Result<Json<UsageResponse>, ApiError> {
     require_role(&app, &caller, &[Role::Admin], "usage").await?;
-    let u = app.store.usage(&caller.tenant.id).await?;
+    let period = crate::metering::period_of(app.clock.now());
+    let u = app.store.usage(&caller.tenant.id, &period).await?;
     let plan = app.cfg.limits_for(&caller.tenant);
     Ok(Json(UsageResponse {
         tenant_id: caller.tenant.id.to_string(),
         plan: caller.tenant.plan.as_str().into(),
+        period,
         requests: u.requests,
         tokens: u.tokens,
         tool_calls: u.tool_calls,

@@ -309,7 +309,10 @@ pub async fn gate(
             .with_header("x-ratelimit-reset", d.reset_secs));
         }
     }
-    let usage = app.store.usage(&caller.tenant.id).await?;
+    let usage = app
+        .store
+        .usage(&caller.tenant.id, &crate::metering::period_of(now))
+        .await?;
     if usage.requests >= plan.monthly_requests || usage.tokens >= plan.monthly_tokens {
         app.metrics
             .rate_limited
@@ -338,9 +341,59 @@ pub async fn gate(
         .with_header("x-ratelimit-remaining", 0)
         .with_header("x-ratelimit-reset", retry));
     }
+    // Concurrency: one slot per request in flight, shared by every instance through the Kv.
+    let slot_key = format!("cc:{}", caller.tenant.id);
+    let slot_ttl = Duration::milliseconds(app.cfg.run_budget.timeout_ms as i64 * 2);
+    let slot = match app
+        .kv
+        .acquire_slot(&slot_key, plan.max_concurrent_requests, slot_ttl)
+        .await
+    {
+        Ok(true) => true,
+        Ok(false) => {
+            app.metrics
+                .rate_limited
+                .get_or_create(&PlanLabels {
+                    plan: caller.tenant.plan.as_str().into(),
+                    kind: "concurrency".into(),
+                })
+                .inc();
+            audit(
+                &app,
+                &caller.tenant.id,
+                &caller.user_id,
+                "concurrency_limit_exceeded",
+                &path,
+                "denied",
+                &format!(
+                    "{} requests already in flight",
+                    plan.max_concurrent_requests
+                ),
+            )
+            .await;
+            return Err(ApiError::new(
+                Code::RateLimitExceeded,
+                format!(
+                    "concurrent request limit of {} exceeded; retry when a request finishes",
+                    plan.max_concurrent_requests
+                ),
+            )
+            .with_header("retry-after", 1));
+        }
+        Err(err) => {
+            // Fail open, as the rate limiter does.
+            tracing::warn!(%err, "concurrency slots unavailable, allowing request");
+            false
+        }
+    };
     let tenant = caller.tenant.id.clone();
     req.extensions_mut().insert(caller);
     let mut resp = next.run(req).await;
+    if slot {
+        if let Err(err) = app.kv.release_slot(&slot_key).await {
+            tracing::warn!(%err, "concurrency slot not released; it expires with its TTL");
+        }
+    }
     if let Some(d) = decision {
         set_header(&mut resp, "x-ratelimit-limit", d.limit);
         set_header(&mut resp, "x-ratelimit-remaining", d.remaining);

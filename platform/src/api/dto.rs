@@ -332,6 +332,8 @@ pub struct TokenResponse {
 pub struct UsageResponse {
     pub tenant_id: String,
     pub plan: String,
+    /// The billing period these counters belong to (`YYYY-MM`, UTC).
+    pub period: String,
     pub requests: u64,
     pub tokens: u64,
     pub tool_calls: u64,

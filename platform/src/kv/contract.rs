@@ -66,6 +66,28 @@ pub async fn set_overwrites(kv: &dyn Kv, ns: &str) {
     kv.ping().await.unwrap();
 }
 
+/// Concurrency slots: `limit` can be held at once, a released slot can be taken again, and
+/// releasing more than was taken never makes room for more than `limit`.
+pub async fn slots_bound_concurrency(kv: &dyn Kv, ns: &str) {
+    let key = format!("{ns}:cc:t");
+    let ttl = Duration::seconds(60);
+    assert!(kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    assert!(kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    assert!(!kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    kv.release_slot(&key).await.unwrap();
+    assert!(kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    for _ in 0..5 {
+        kv.release_slot(&key).await.unwrap();
+    }
+    assert!(kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    assert!(kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    assert!(!kv.acquire_slot(&key, 2, ttl).await.unwrap());
+    assert!(kv
+        .acquire_slot(&format!("{ns}:cc:u"), 2, ttl)
+        .await
+        .unwrap());
+}
+
 #[cfg(test)]
 mod memory_backend {
     use crate::kv::memory::MemoryKv;
@@ -77,6 +99,10 @@ mod memory_backend {
     #[tokio::test]
     async fn values_expire_and_put_if_absent_is_exclusive() {
         super::values_expire_and_put_if_absent_is_exclusive(&MemoryKv::default(), "m").await;
+    }
+    #[tokio::test]
+    async fn slots_bound_concurrency() {
+        super::slots_bound_concurrency(&MemoryKv::default(), "m").await;
     }
     #[tokio::test]
     async fn set_overwrites() {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 struct Inner {
     values: HashMap<String, (String, DateTime<Utc>)>,
     buckets: HashMap<String, (f64, DateTime<Utc>)>,
+    slots: HashMap<String, u32>,
 }
 
 /// In-memory Kv.
@@ -79,6 +80,22 @@ impl Kv for MemoryKv {
             .unwrap_or_else(|e| e.into_inner())
             .values
             .remove(key);
+        Ok(())
+    }
+    async fn acquire_slot(&self, key: &str, limit: u32, _ttl: Duration) -> Result<bool, KvError> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = g.slots.entry(key.to_string()).or_insert(0);
+        if *n >= limit {
+            return Ok(false);
+        }
+        *n += 1;
+        Ok(true)
+    }
+    async fn release_slot(&self, key: &str) -> Result<(), KvError> {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = g.slots.get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
         Ok(())
     }
     async fn ping(&self) -> Result<(), KvError> {

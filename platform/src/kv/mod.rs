@@ -78,5 +78,10 @@ pub trait Kv: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), KvError>;
     async fn delete(&self, key: &str) -> Result<(), KvError>;
+    /// Takes one of the `limit` slots of `key` (a concurrency limit shared by every instance);
+    /// false when all are taken. A count left behind by a crashed instance expires after `ttl`.
+    async fn acquire_slot(&self, key: &str, limit: u32, ttl: Duration) -> Result<bool, KvError>;
+    /// Gives a slot of `key` back (never below zero).
+    async fn release_slot(&self, key: &str) -> Result<(), KvError>;
     async fn ping(&self) -> Result<(), KvError>;
 }

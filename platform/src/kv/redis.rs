@@ -37,6 +37,26 @@ redis.call('PEXPIRE', KEYS[1], window_ms * 2)
 return {allowed, tostring(tokens)}
 "#;
 
+/// Takes a slot when fewer than ARGV[1] are taken; the count expires ARGV[2] ms after the last take.
+const ACQUIRE_SLOT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// Gives a slot back, never going below zero.
+const RELEASE_SLOT: &str = r#"
+local n = redis.call('DECR', KEYS[1])
+if n < 0 then
+  redis.call('SET', KEYS[1], 0, 'KEEPTTL')
+end
+return 1
+"#;
+
 /// The Redis backend of the `Kv` port.
 #[derive(Clone)]
 pub struct RedisKv {
@@ -185,6 +205,26 @@ impl Kv for RedisKv {
             .arg(self.key(key))
             .query_async::<()>(&mut conn)
             .await
+            .map_err(unavailable)
+    }
+    async fn acquire_slot(&self, key: &str, limit: u32, ttl: Duration) -> Result<bool, KvError> {
+        let mut conn = self.conn.clone();
+        let taken: i64 = Script::new(ACQUIRE_SLOT)
+            .key(self.key(key))
+            .arg(limit)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(taken == 1)
+    }
+    async fn release_slot(&self, key: &str) -> Result<(), KvError> {
+        let mut conn = self.conn.clone();
+        Script::new(RELEASE_SLOT)
+            .key(self.key(key))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
             .map_err(unavailable)
     }
     async fn ping(&self) -> Result<(), KvError> {

@@ -134,7 +134,7 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
         .is_empty());
 }
 
-/// Usage counters add up per tenant, once per event.
+/// Usage counters add up per tenant and month, once per event.
 pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
     let d = Usage {
         requests: 1,
@@ -143,15 +143,24 @@ pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
         cost_usd: 0.5,
     };
     let (first, second) = (Uuid::from_u128(1), Uuid::from_u128(2));
-    assert!(store.add_usage(&tenant("acme"), first, &d).await.unwrap());
-    assert!(store.add_usage(&tenant("acme"), second, &d).await.unwrap());
+    let acme = tenant("acme");
+    assert!(store.add_usage(&acme, "2026-01", first, &d).await.unwrap());
+    assert!(store.add_usage(&acme, "2026-01", second, &d).await.unwrap());
     // A redelivered event counts once.
-    assert!(!store.add_usage(&tenant("acme"), first, &d).await.unwrap());
-    let u = store.usage(&tenant("acme")).await.unwrap();
+    assert!(!store.add_usage(&acme, "2026-01", first, &d).await.unwrap());
+    // Another month has its own counters.
+    let third = Uuid::from_u128(3);
+    assert!(store.add_usage(&acme, "2026-02", third, &d).await.unwrap());
+    assert_eq!(store.usage(&acme, "2026-02").await.unwrap().requests, 1);
+    assert_eq!(
+        store.usage(&acme, "2026-03").await.unwrap(),
+        Usage::default()
+    );
+    let u = store.usage(&acme, "2026-01").await.unwrap();
     assert_eq!((u.requests, u.tokens, u.tool_calls), (2, 20, 4));
     assert!((u.cost_usd - 1.0).abs() < 1e-9);
     assert_eq!(
-        store.usage(&tenant("globex")).await.unwrap(),
+        store.usage(&tenant("globex"), "2026-01").await.unwrap(),
         Usage::default()
     );
 }

@@ -28,7 +28,7 @@ struct Inner {
     documents: Rows<Document>,
     runs: Rows<Run>,
     audit: HashMap<TenantId, Vec<AuditEntry>>,
-    usage: HashMap<TenantId, Usage>,
+    usage: HashMap<(TenantId, String), Usage>,
     summaries: HashMap<TenantId, Vec<RunSummary>>,
     /// `(consumer, event id)` already applied by an idempotent consumer.
     processed: std::collections::HashSet<(&'static str, Uuid)>,
@@ -262,13 +262,19 @@ impl Store for MemoryStore {
         self.up()?;
         Ok(self.with(|i| i.audit.get(t).cloned().unwrap_or_default()))
     }
-    async fn add_usage(&self, t: &TenantId, event_id: Uuid, d: &Usage) -> Result<bool, StoreError> {
+    async fn add_usage(
+        &self,
+        t: &TenantId,
+        period: &str,
+        event_id: Uuid,
+        d: &Usage,
+    ) -> Result<bool, StoreError> {
         self.up()?;
         Ok(self.with(|i| {
             if !i.processed.insert(("usage", event_id)) {
                 return false;
             }
-            let u = i.usage.entry(t.clone()).or_default();
+            let u = i.usage.entry((t.clone(), period.to_string())).or_default();
             u.requests += d.requests;
             u.tokens += d.tokens;
             u.tool_calls += d.tool_calls;
@@ -276,9 +282,14 @@ impl Store for MemoryStore {
             true
         }))
     }
-    async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError> {
+    async fn usage(&self, t: &TenantId, period: &str) -> Result<Usage, StoreError> {
         self.up()?;
-        Ok(self.with(|i| i.usage.get(t).cloned().unwrap_or_default()))
+        Ok(self.with(|i| {
+            i.usage
+                .get(&(t.clone(), period.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        }))
     }
     async fn add_run_summary(
         &self,

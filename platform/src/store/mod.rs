@@ -91,15 +91,18 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError>;
     async fn audit(&self, t: &TenantId) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Adds the usage of event `event_id` once: a redelivered event changes nothing and answers
-    /// false (consumers of an at-least-once bus must be idempotent).
+    /// Adds the usage of event `event_id` to billing period `period` (`YYYY-MM`, see
+    /// [`crate::metering::period_of`]) once: a redelivered event changes nothing and answers false
+    /// (consumers of an at-least-once bus must be idempotent).
     async fn add_usage(
         &self,
         t: &TenantId,
+        period: &str,
         event_id: Uuid,
         delta: &Usage,
     ) -> Result<bool, StoreError>;
-    async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError>;
+    /// The usage of billing period `period` (zero when nothing was used).
+    async fn usage(&self, t: &TenantId, period: &str) -> Result<Usage, StoreError>;
 
     /// Adds the summary of event `event_id` once (see [`Store::add_usage`]).
     async fn add_run_summary(

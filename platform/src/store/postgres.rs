@@ -545,14 +545,20 @@ impl Store for PgStore {
             .await
     }
 
-    async fn add_usage(&self, t: &TenantId, event_id: Uuid, d: &Usage) -> Result<bool, StoreError> {
+    async fn add_usage(
+        &self,
+        t: &TenantId,
+        period: &str,
+        event_id: Uuid,
+        d: &Usage,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.tx(t).await?;
         if !Self::claim_event(&mut tx, t, "usage", event_id).await? {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO usage_counters (tenant_id, requests, tokens, tool_calls, cost_usd) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET \
+            "INSERT INTO usage_counters (tenant_id, period, requests, tokens, tool_calls, cost_usd) \
+             VALUES ($1, $6, $2, $3, $4, $5) ON CONFLICT (tenant_id, period) DO UPDATE SET \
              requests = usage_counters.requests + EXCLUDED.requests, \
              tokens = usage_counters.tokens + EXCLUDED.tokens, \
              tool_calls = usage_counters.tool_calls + EXCLUDED.tool_calls, \
@@ -563,18 +569,21 @@ impl Store for PgStore {
         .bind(d.tokens as i64)
         .bind(d.tool_calls as i64)
         .bind(d.cost_usd)
+        .bind(period)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(true)
     }
-    async fn usage(&self, t: &TenantId) -> Result<Usage, StoreError> {
+    async fn usage(&self, t: &TenantId, period: &str) -> Result<Usage, StoreError> {
         let mut tx = self.tx(t).await?;
         let row: Option<(i64, i64, i64, f64)> = sqlx::query_as(
-            "SELECT requests, tokens, tool_calls, cost_usd FROM usage_counters WHERE tenant_id = $1",
+            "SELECT requests, tokens, tool_calls, cost_usd FROM usage_counters \
+             WHERE tenant_id = $1 AND period = $2",
         )
         .bind(t.as_str())
+        .bind(period)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db)?;
