@@ -35,12 +35,8 @@ async fn with_redis_down_limits_fail_open_and_idempotency_fails_closed() {
     let app = App::start(cfg.clone(), Backends::from_config(&cfg).await.unwrap())
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let target = harness::target::serve(app, String::new()).await.unwrap();
+    let base = target.base_url.clone();
     let http = reqwest::Client::new();
     let products = || {
         http.get(format!("{base}/api/v1/products"))
@@ -102,6 +98,5 @@ async fn with_redis_down_limits_fail_open_and_idempotency_fails_closed() {
     assert_ne!(ready["backends"]["kv"], "ok");
     assert_eq!(ready["backends"]["store"], "ok");
 
-    let _ = stop.send(());
-    let _ = server.await;
+    drop(target);
 }

@@ -45,12 +45,8 @@ async fn orders_placed_while_the_broker_is_down_lose_no_event() {
             .unwrap();
     let backends = Backends::from_config(&cfg).await.unwrap();
     let app = App::start(cfg, backends).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let target = harness::target::serve(app, String::new()).await.unwrap();
+    let base = target.base_url.clone();
     let http = reqwest::Client::new();
     let place = || async {
         let r = http
@@ -138,8 +134,7 @@ async fn orders_placed_while_the_broker_is_down_lose_no_event() {
             );
         }
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    drop(target);
     admin.close().await;
     env.cleanup().await;
 }

@@ -7,7 +7,8 @@
 use harness::infra::env_for_test;
 use platform::domain::Plan;
 use platform::domain::TenantId;
-use platform::store::model::{AuditEntry, Order, Tenant, Usage};
+use platform::store::contract::order;
+use platform::store::model::{AuditEntry, Tenant, Usage};
 use platform::store::postgres::PgStore;
 use platform::store::Store;
 use sqlx::Connection;
@@ -29,23 +30,6 @@ const TENANT_TABLES: [&str; 15] = [
     "run_summaries",
     "processed_events",
 ];
-
-fn order(tenant: &str, id: &str) -> Order {
-    Order {
-        tenant: TenantId::parse(tenant).unwrap(),
-        order_id: id.into(),
-        user_id: "bob".into(),
-        status: "processing".into(),
-        items: vec![],
-        total_cents: 100,
-        payment_id: None,
-        payment_status: "authorized".into(),
-        tracking_number: None,
-        shipping_address: None,
-        refund_cents: None,
-        created_at: chrono::Utc::now(),
-    }
-}
 
 #[tokio::test]
 async fn the_application_role_owns_nothing_and_cannot_bypass_rls() {

@@ -135,6 +135,14 @@ async fn boot(cfg: Config) -> Result<Target, TargetError> {
     let app = App::start(cfg, backends)
         .await
         .map_err(|e| TargetError::Start(e.to_string()))?;
+    serve(app, key).await
+}
+
+/// Serves a started platform on a free loopback port until the returned target is dropped.
+pub async fn serve(
+    app: platform::app::AppState,
+    operator_key: String,
+) -> Result<Target, TargetError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| TargetError::Start(e.to_string()))?;
@@ -151,7 +159,7 @@ async fn boot(cfg: Config) -> Result<Target, TargetError> {
     });
     Ok(Target {
         base_url: format!("http://{addr}"),
-        operator_key: key,
+        operator_key,
         _stop: Some(stop),
     })
 }

@@ -11,7 +11,8 @@ fn tenant(s: &str) -> TenantId {
     TenantId::parse(s).expect("fixture tenant")
 }
 
-fn order(t: &str, id: &str) -> Order {
+/// A one-line processing order of `t` (shared by the contract and the SQL-level RLS tests).
+pub fn order(t: &str, id: &str) -> Order {
     Order {
         tenant: tenant(t),
         order_id: id.into(),

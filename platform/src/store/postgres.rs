@@ -469,15 +469,8 @@ impl Store for PgStore {
         tx.commit().await.map_err(db)
     }
     async fn document(&self, t: &TenantId, id: Uuid) -> Result<Option<Document>, StoreError> {
-        let mut tx = self.tx(t).await?;
-        let row: Option<(serde_json::Value,)> =
-            sqlx::query_as("SELECT body FROM documents WHERE document_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        row.map(|(b,)| from_json(b)).transpose()
+        let sql = "SELECT body FROM documents WHERE document_id = $1::uuid";
+        self.get_body(t, sql, &id.to_string()).await
     }
     async fn visible_documents(
         &self,
@@ -517,15 +510,8 @@ impl Store for PgStore {
         tx.commit().await.map_err(db)
     }
     async fn run(&self, t: &TenantId, id: Uuid) -> Result<Option<Run>, StoreError> {
-        let mut tx = self.tx(t).await?;
-        let row: Option<(serde_json::Value,)> =
-            sqlx::query_as("SELECT body FROM runs WHERE run_id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        row.map(|(b,)| from_json(b)).transpose()
+        let sql = "SELECT body FROM runs WHERE run_id = $1::uuid";
+        self.get_body(t, sql, &id.to_string()).await
     }
 
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError> {
