@@ -398,5 +398,61 @@ mod tests {
         std::fs::write(&bad, "sed: 9\n").unwrap();
         let err = Config::load(Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("unknown field `sed`"), "{err}");
+
+        // The file chooses each port's backend; a name that is not a backend is refused.
+        let real = dir.join("real.yaml");
+        std::fs::write(
+            &real,
+            "backends: {store: postgres, bus: jetstream, kv: redis, kv_prefix: 'x:'}\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&real)).unwrap();
+        assert_eq!(
+            (cfg.backends.store, cfg.backends.bus, cfg.backends.kv),
+            (StoreKind::Postgres, BusKind::Jetstream, KvKind::Redis)
+        );
+        assert_eq!(cfg.backends.kv_prefix, "x:");
+        let typo = dir.join("typo.yaml");
+        std::fs::write(&typo, "backends: {store: mysql}\n").unwrap();
+        let err = Config::load(Some(&typo)).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `mysql`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_real_backend_without_its_url_is_a_start_error_naming_the_variable() {
+        for (cfg, var) in [
+            (
+                BackendsConfig {
+                    store: StoreKind::Postgres,
+                    ..BackendsConfig::default()
+                },
+                "DATABASE_URL",
+            ),
+            (
+                BackendsConfig {
+                    bus: BusKind::Jetstream,
+                    ..BackendsConfig::default()
+                },
+                "NATS_URL",
+            ),
+            (
+                BackendsConfig {
+                    kv: KvKind::Redis,
+                    ..BackendsConfig::default()
+                },
+                "REDIS_URL",
+            ),
+        ] {
+            let cfg = Config {
+                backends: cfg,
+                ..Config::default()
+            };
+            let err = crate::app::Backends::from_config(&cfg)
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(var), "{err}");
+        }
     }
 }
