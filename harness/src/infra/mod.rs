@@ -1,15 +1,16 @@
 //! Real services for GOLDEN mode. Each service comes from, in order: its URL in the environment
 //! (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`); the machine's own server on its standard port
 //! (127.0.0.1:5432, :4222, :6379) when it answers; a private instance spawned from the installed
-//! binary on a free port (`HARNESS_SERVICES=spawn` goes straight there). When none of these works the GOLDEN specs are skipped with the reason, or
-//! fail when `HARNESS_REQUIRE_SERVICES=1`. (Containers: no Docker engine runs on our machines; see
-//! ARCHITECTURE.md.)
+//! binary on a free port (`HARNESS_SERVICES=spawn` goes straight there); a container where a Docker
+//! engine answers (testcontainers). When none of these works the GOLDEN specs are skipped with the
+//! reason, or fail when `HARNESS_REQUIRE_SERVICES=1`.
 //!
 //! A run isolates itself in a [`GoldenEnv`]: its own database (migrated), its own subject and
 //! stream prefix, its own key prefix, all named `harness_<unix time>_<random>`. It removes them at
 //! the end, and every run first sweeps what runs older than two hours left behind (a run that
 //! crashed before cleaning up).
 
+pub mod containers;
 pub mod spawn;
 
 use platform::bus::jetstream::stream_names;
@@ -26,7 +27,7 @@ pub struct Services {
     /// `postgres: environment (DATABASE_URL)` and so on, for the report.
     pub origins: Vec<String>,
     /// Instances this run started; they stop when the run ends.
-    pub spawned: Mutex<Vec<spawn::Spawned>>,
+    pub started: Mutex<Started>,
 }
 
 /// Whether CI asked for services to be mandatory.
@@ -83,18 +84,28 @@ async fn redis_answers(url: &str) -> Result<(), String> {
     }
 }
 
-/// Finds one service: environment, standard local port, spawned binary.
-async fn find<F, Fut>(
+/// What a run started for itself: private processes and containers, stopped when dropped.
+#[derive(Default)]
+pub struct Started {
+    pub processes: Vec<spawn::Spawned>,
+    pub containers: Vec<containers::Container>,
+}
+
+/// Finds one service: environment, standard local port, spawned binary, container.
+async fn find<F, Fut, C, CF>(
     name: &str,
     env: &str,
     local: &str,
     answers: F,
     spawn: fn() -> Result<(spawn::Spawned, String), String>,
-    spawned: &mut Vec<spawn::Spawned>,
+    container: C,
+    started: &mut Started,
 ) -> Result<(String, String), String>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
+    C: FnOnce() -> CF,
+    CF: std::future::Future<Output = Result<(containers::Container, String), String>>,
 {
     let spawn_only = std::env::var("HARNESS_SERVICES").as_deref() == Ok("spawn");
     if let Some(url) = std::env::var(env).ok().filter(|_| !spawn_only) {
@@ -111,41 +122,49 @@ where
             Err(e) => e,
         }
     };
-    match tokio::task::spawn_blocking(spawn).await {
+    let spawn_err = match tokio::task::spawn_blocking(spawn).await {
         Ok(Ok((child, url))) => {
+            answers(url.clone()).await.map_err(|e| {
+                format!("{name}: spawned {} but it does not answer: {e}", child.what)
+            })?;
+            let origin = format!("{name}: spawned ({})", child.what);
+            started.processes.push(child);
+            return Ok((url, origin));
+        }
+        Ok(Err(e)) => e,
+        Err(e) => format!("spawning failed: {e}"),
+    };
+    match container().await {
+        Ok((c, url)) => {
             answers(url.clone())
                 .await
-                .map_err(|e| format!("{name}: spawned {} but it does not answer: {e}", child.what))?;
-            let origin = format!("{name}: spawned ({})", child.what);
-            spawned.push(child);
-            Ok((url, origin))
+                .map_err(|e| format!("{name}: a container started but does not answer: {e}"))?;
+            started.containers.push(c);
+            Ok((url.clone(), format!("{name}: container ({url})")))
         }
-        Ok(Err(e)) => Err(format!(
-            "{name}: {env} unset, nothing answers at {local} ({local_err}), and no private instance: {e}"
+        Err(container_err) => Err(format!(
+            "{name}: {env} unset, nothing answers at {local} ({local_err}), no private instance ({spawn_err}), {container_err}"
         )),
-        Err(e) => Err(format!("{name}: spawning failed: {e}")),
     }
 }
 
 impl Services {
     /// Stops the instances this run spawned (also done when `Services` drops).
     pub fn stop_spawned(&self) {
-        self.spawned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Started::default();
     }
 
     /// Finds (or starts) Postgres, NATS and Redis; the error says what is missing and why.
     pub async fn acquire() -> Result<Services, String> {
-        let mut spawned = Vec::new();
+        let mut started = Started::default();
         let pg = find(
             "postgres",
             "DATABASE_URL",
             "postgres://postgres@127.0.0.1:5432/postgres",
             |u| async move { postgres_answers(&u).await },
             spawn::postgres,
-            &mut spawned,
+            containers::postgres,
+            &mut started,
         )
         .await;
         let nats = find(
@@ -154,7 +173,8 @@ impl Services {
             "nats://127.0.0.1:4222",
             |u| async move { nats_answers(&u).await },
             spawn::nats,
-            &mut spawned,
+            containers::nats,
+            &mut started,
         )
         .await;
         let redis = find(
@@ -163,7 +183,8 @@ impl Services {
             "redis://127.0.0.1:6379",
             |u| async move { redis_answers(&u).await },
             spawn::redis,
-            &mut spawned,
+            containers::redis,
+            &mut started,
         )
         .await;
         let errors: Vec<String> = [&pg, &nats, &redis]
@@ -181,7 +202,7 @@ impl Services {
             nats_url,
             redis_url,
             origins: vec![o1, o2, o3],
-            spawned: Mutex::new(spawned),
+            started: Mutex::new(started),
         })
     }
 }
