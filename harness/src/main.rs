@@ -168,37 +168,12 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // GOLDEN: the run's services and its isolated share of them (kept alive until the end).
-    let mut golden: Option<(infra::Services, std::sync::Arc<infra::GoldenEnv>)> = None;
-    let mut golden_skip: Option<String> = None;
-    if mode == Mode::Golden && a.target.is_none() {
-        match rt.block_on(infra::golden()) {
-            Ok(g) => golden = Some(g),
-            Err(e) if infra::services_required() => {
-                eprintln!(
-                    "GOLDEN needs Postgres, NATS and Redis (HARNESS_REQUIRE_SERVICES=1): {e}"
-                );
-                return ExitCode::FAILURE;
-            }
-            Err(e) => {
-                eprintln!("GOLDEN specs skipped: {e}");
-                golden_skip = Some(format!("no real services: {e}"));
-            }
-        }
+    if a.target.is_some() && a.operator_key.is_none() {
+        eprintln!(
+            "--target needs the deployment's operator key (--operator-key or HARNESS_OPERATOR_KEY)"
+        );
+        return ExitCode::from(2);
     }
-    let target = match a.target {
-        None => match &golden {
-            Some((_, env)) => TargetSpec::Golden(env.clone()),
-            None => TargetSpec::Mock,
-        },
-        Some(url) => match a.operator_key {
-            Some(operator_key) => TargetSpec::Remote { url, operator_key },
-            None => {
-                eprintln!("--target needs the deployment's operator key (--operator-key or HARNESS_OPERATOR_KEY)");
-                return ExitCode::from(2);
-            }
-        },
-    };
     let loaded = spec::load_dir(dir);
     let mut specs = loaded.specs;
     // A filter that names nothing is a mistake, not a vacuous pass.
@@ -237,6 +212,38 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         (a.suite.is_empty() || a.suite.contains(&s.suite))
             && (a.only.is_empty() || a.only.contains(&s.id))
     });
+    // Only now, with the selection valid, take services: every later path cleans them up.
+    // GOLDEN: the run's services and its isolated share of them (kept alive until the end).
+    let mut golden: Option<(infra::Services, std::sync::Arc<infra::GoldenEnv>)> = None;
+    let mut golden_skip: Option<String> = None;
+    if mode == Mode::Golden && a.target.is_none() {
+        match rt.block_on(infra::golden()) {
+            Ok(g) => golden = Some(g),
+            Err(e) if infra::services_required() => {
+                eprintln!(
+                    "GOLDEN needs Postgres, NATS and Redis (HARNESS_REQUIRE_SERVICES=1): {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("GOLDEN specs skipped: {e}");
+                golden_skip = Some(format!("no real services: {e}"));
+            }
+        }
+    }
+    let target = match a.target {
+        None => match &golden {
+            Some((_, env)) => TargetSpec::Golden(env.clone()),
+            None => TargetSpec::Mock,
+        },
+        Some(url) => match a.operator_key {
+            Some(operator_key) => TargetSpec::Remote { url, operator_key },
+            None => {
+                eprintln!("--target needs the deployment's operator key (--operator-key or HARNESS_OPERATOR_KEY)");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
