@@ -1,7 +1,10 @@
 //! The one timeout-and-retry policy. Every tool call and every compensation goes through
 //! [`Policy::run`], so there is exactly one retry loop in the code base. Delays follow DESIGN.md:
 //! `min(base * 2^i, cap) * (1 +- jitter)`, with the jitter drawn from the run's seed.
-//! (Circuit breakers, bulkheads and `Retry-After` join this module in the reliability issue.)
+//! The circuit breaker's state machine is in [`breaker`]; wiring it (and bulkheads, `Retry-After`)
+//! into every caller is the reliability issue's.
+
+pub mod breaker;
 
 use crate::clock::unit_draw;
 use std::future::Future;
