@@ -62,7 +62,10 @@ return 1
 pub struct RedisKv {
     conn: ConnectionManager,
     prefix: String,
-    script: Script,
+    /// The Lua scripts, hashed once here rather than on every request.
+    take_token: Script,
+    acquire_slot: Script,
+    release_slot: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> KvError {
@@ -84,7 +87,9 @@ impl RedisKv {
         Ok(Self {
             conn,
             prefix: prefix.to_string(),
-            script: Script::new(TAKE_TOKEN),
+            take_token: Script::new(TAKE_TOKEN),
+            acquire_slot: Script::new(ACQUIRE_SLOT),
+            release_slot: Script::new(RELEASE_SLOT),
         })
     }
 
@@ -137,7 +142,7 @@ impl Kv for RedisKv {
     ) -> Result<TokenDecision, KvError> {
         let mut conn = self.conn.clone();
         let (allowed, tokens): (i64, String) = self
-            .script
+            .take_token
             .key(self.key(key))
             .arg(capacity.max(1))
             .arg(window.num_milliseconds().max(1))
@@ -209,7 +214,8 @@ impl Kv for RedisKv {
     }
     async fn acquire_slot(&self, key: &str, limit: u32, ttl: Duration) -> Result<bool, KvError> {
         let mut conn = self.conn.clone();
-        let taken: i64 = Script::new(ACQUIRE_SLOT)
+        let taken: i64 = self
+            .acquire_slot
             .key(self.key(key))
             .arg(limit)
             .arg(ttl_ms(ttl))
@@ -220,7 +226,7 @@ impl Kv for RedisKv {
     }
     async fn release_slot(&self, key: &str) -> Result<(), KvError> {
         let mut conn = self.conn.clone();
-        Script::new(RELEASE_SLOT)
+        self.release_slot
             .key(self.key(key))
             .invoke_async::<i64>(&mut conn)
             .await
