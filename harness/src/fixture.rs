@@ -125,7 +125,11 @@ impl Builder {
     }
 
     fn api_key(&mut self, label: &str, role: &str) {
-        let key = self.secret(&format!("ak_{}_", self.alias));
+        // A key identifies its tenant, so it must differ between the scenarios' tenants: the
+        // seeded draw is mixed with the slug (still the same on a rerun).
+        let draw = self.secret("");
+        let mixed = hex::encode(Sha256::digest(format!("{draw}:{}", self.slug).as_bytes()));
+        let key = format!("ak_{}_{}", self.alias, &mixed[..32]);
         self.keys
             .push(json!({"key": key, "label": label, "role": role}));
         self.api_keys.insert(label.into(), key);

@@ -260,3 +260,35 @@ async fn the_event_window_pages_by_cursor_and_tenant() {
     let r = op(&s, Method::GET, "/api/v1/operator/events", None, None).await;
     assert_eq!(r.outcome(), (401, "AUTHENTICATION_REQUIRED"));
 }
+
+#[tokio::test]
+async fn an_api_key_issued_to_one_tenant_is_refused_for_another() {
+    let s = start_with(operator_cfg(false)).await;
+    let key = Some("op-secret");
+    let with_key = |name: &str| {
+        json!({"name": name, "plan": "free",
+               "api_keys": [{"key": "ak_shared_0123456789abcdef", "label": "ops", "role": "admin"}]})
+        .to_string()
+    };
+    let r = op(&s, Method::PUT, INITECH, key, Some(with_key("Initech"))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // The same key for another tenant: 400 naming the field, and nothing of that tenant written.
+    let other = "/api/v1/operator/tenants/initrode";
+    let r = op(&s, Method::PUT, other, key, Some(with_key("Initrode"))).await;
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
+    assert!(r.text.contains("api_keys[0].key"), "{}", r.text);
+    let initrode = platform::domain::TenantId::parse("initrode").unwrap();
+    assert!(s.store.tenant(&initrode).await.unwrap().is_none());
+    // The key still answers for its tenant.
+    let r = s
+        .send(
+            Method::GET,
+            "/api/v1/usage",
+            None,
+            &[("x-api-key", "ak_shared_0123456789abcdef")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["tenant_id"], "initech");
+}

@@ -284,6 +284,17 @@ pub async fn provision(
     // Everything is checked before anything is written, so a bad data set leaves no half tenant.
     check(&seed)?;
     let store = app.store.as_ref();
+    // A key identifies its tenant: one already issued to another tenant is refused, not moved.
+    for (i, k) in seed.api_keys.iter().enumerate() {
+        if let Some(existing) = store.api_key_by_hash(&hash_api_key(&k.key)).await? {
+            if existing.tenant != t {
+                return Err(ApiError::field(
+                    format!("api_keys[{i}].key"),
+                    "this key is already issued to another tenant",
+                ));
+            }
+        }
+    }
     store
         .put_tenant(&Tenant {
             id: t.clone(),

@@ -198,6 +198,25 @@ pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
     assert!(store.outbox(&tenant("globex")).await.unwrap().is_empty());
 }
 
+/// An API key belongs to one tenant: issuing the same key to another is a conflict and the key
+/// keeps answering for its tenant; re-storing it for the same tenant (a new label) is fine.
+pub async fn an_api_key_belongs_to_one_tenant(store: &dyn Store) {
+    let key = |t: &str, label: &str| ApiKey {
+        key_hash: "hash-of-k".into(),
+        tenant: tenant(t),
+        label: label.into(),
+        role: Role::Admin,
+    };
+    store.put_api_key(&key("acme", "ops")).await.unwrap();
+    assert!(matches!(
+        store.put_api_key(&key("globex", "ops")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.put_api_key(&key("acme", "renamed")).await.unwrap();
+    let k = store.api_key_by_hash("hash-of-k").await.unwrap().unwrap();
+    assert_eq!((k.tenant.as_str(), k.label.as_str()), ("acme", "renamed"));
+}
+
 #[cfg(test)]
 mod memory_backend {
     use crate::store::memory::MemoryStore;
@@ -217,6 +236,10 @@ mod memory_backend {
     #[tokio::test]
     async fn the_outbox_keeps_queue_order() {
         super::the_outbox_keeps_queue_order(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn an_api_key_belongs_to_one_tenant() {
+        super::an_api_key_belongs_to_one_tenant(&MemoryStore::default()).await;
     }
     #[tokio::test]
     async fn usage_adds_up_per_tenant() {

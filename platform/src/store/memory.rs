@@ -91,8 +91,15 @@ impl Store for MemoryStore {
     }
     async fn put_api_key(&self, k: &ApiKey) -> Result<(), StoreError> {
         self.up()?;
-        self.with(|i| i.api_keys.insert(k.key_hash.clone(), k.clone()));
-        Ok(())
+        self.with(|i| match i.api_keys.get(&k.key_hash) {
+            Some(other) if other.tenant != k.tenant => Err(StoreError::Conflict(
+                "the API key is issued to another tenant".into(),
+            )),
+            _ => {
+                i.api_keys.insert(k.key_hash.clone(), k.clone());
+                Ok(())
+            }
+        })
     }
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         self.up()?;

@@ -43,6 +43,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_user(&self, u: &User) -> Result<(), StoreError>;
     async fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>, StoreError>;
 
+    /// Stores a key for its tenant. A key hash already issued to another tenant is a `Conflict`:
+    /// a key identifies its tenant, so it is never silently moved.
     async fn put_api_key(&self, k: &ApiKey) -> Result<(), StoreError>;
     /// Looks a key up by its hash. This is the one pre-authentication lookup that is not
     /// tenant-scoped: the key is what tells the tenant.

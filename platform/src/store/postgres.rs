@@ -262,13 +262,24 @@ impl Store for PgStore {
         let mut tx = self.tx(&k.tenant).await?;
         sqlx::query(
             "INSERT INTO api_key_index (key_hash, tenant_id) VALUES ($1, $2) \
-             ON CONFLICT (key_hash) DO UPDATE SET tenant_id = EXCLUDED.tenant_id",
+             ON CONFLICT (key_hash) DO NOTHING",
         )
         .bind(&k.key_hash)
         .bind(k.tenant.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        let (owner,): (String,) =
+            sqlx::query_as("SELECT tenant_id FROM api_key_index WHERE key_hash = $1")
+                .bind(&k.key_hash)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if owner != k.tenant.as_str() {
+            return Err(StoreError::Conflict(
+                "the API key is issued to another tenant".into(),
+            ));
+        }
         sqlx::query(upsert!("api_keys", "key_hash"))
             .bind(k.tenant.as_str())
             .bind(&k.key_hash)
