@@ -399,7 +399,9 @@ pub async fn gate(
         set_header(&mut resp, "x-ratelimit-remaining", d.remaining);
         set_header(&mut resp, "x-ratelimit-reset", d.reset_secs);
     }
-    if resp.status().is_success() {
+    // Reading the meter does not move it: otherwise every poll of /usage would count itself,
+    // and no reader could see an exact count while the projector catches up.
+    if resp.status().is_success() && path != "/api/v1/usage" {
         app.publish(
             &tenant,
             "usage.metered",
