@@ -401,7 +401,8 @@ pub async fn gate(
     }
     // Reading the meter does not move it: otherwise every poll of /usage would count itself,
     // and no reader could see an exact count while the projector catches up.
-    if resp.status().is_success() && path != "/api/v1/usage" {
+    // Reading one's own usage or versions is bookkeeping, not use.
+    if resp.status().is_success() && path != "/api/v1/usage" && path != "/api/v1/versions" {
         app.publish(
             &tenant,
             "usage.metered",

@@ -175,6 +175,26 @@ pub struct WorkflowList {
     pub workflows: Vec<WorkflowInfo>,
 }
 
+/// A workflow's versions as the caller's tenant sees it (after overlays).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowVersion {
+    pub version: String,
+    pub prompt_version: String,
+}
+
+/// What answers the caller's tenant: the versions an episode records and an exact replay requires.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Versions {
+    /// Workflow id -> its version and prompt version.
+    pub workflows: std::collections::BTreeMap<String, WorkflowVersion>,
+    /// Tool name -> a fingerprint of its manifest (parameters, timeout, retries, compensation).
+    pub tools: std::collections::BTreeMap<String, String>,
+    /// Tier -> the model that answers it.
+    pub models: std::collections::BTreeMap<String, String>,
+    /// A fingerprint of the router's thresholds and the tenant's canary share.
+    pub router: String,
+}
+
 // ---- orders ----
 
 #[derive(Debug, Deserialize, ToSchema)]

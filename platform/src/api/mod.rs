@@ -39,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/workflows/execute", post(workflows::execute))
         .route("/api/v1/workflows", get(workflows::list))
         .route("/api/v1/runs/{run_id}", get(workflows::run))
+        .route("/api/v1/versions", get(workflows::versions))
         .route("/api/v1/orders", post(orders::create))
         .route("/api/v1/orders/{order_id}", get(orders::get_order))
         .route("/api/v1/orders/{order_id}/cancel", post(orders::cancel))
@@ -67,6 +68,10 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/operator/faults", post(operator::fault))
         .route("/api/v1/operator/clock", post(operator::clock))
         .route("/api/v1/operator/events", get(operator::events))
+        .route(
+            "/api/v1/operator/tenants/{tenant_id}/record",
+            get(operator::record),
+        )
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

@@ -539,3 +539,57 @@ pub async fn events(
         json!({"events": page.events, "next": page.next, "missed": page.missed}),
     ))
 }
+
+/// Query of [`record`]: the runs to include.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordQuery {
+    /// Comma-separated run ids (unknown ones are listed under `missing`).
+    pub runs: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/operator/tenants/{tenant_id}/record", params(("tenant_id" = String, Path, description = "The tenant"), RecordQuery),
+    responses((status = 200, description = "{versions, audit, runs, missing}: what the harness writes into an episode"),
+              (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)))]
+/// What an episode needs from a tenant after a scenario, read without going through the tenant's
+/// own rate limit, quota and metering: its versions, its audit trail and the named runs.
+pub async fn record(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant_id): Path<String>,
+    q: Result<Query<RecordQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    operator(&app, &headers)?;
+    let Query(q) = q.map_err(|e| ApiError::new(Code::ValidationError, e.body_text()))?;
+    let tenant =
+        TenantId::parse(&tenant_id).map_err(|e| ApiError::field("tenant_id", e.to_string()))?;
+    if app.store.tenant(&tenant).await?.is_none() {
+        return Err(ApiError::not_found(format!("tenant {tenant_id}")));
+    }
+    let mut runs = vec![];
+    let mut missing = vec![];
+    for id in q
+        .runs
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let found = match uuid::Uuid::parse_str(id) {
+            Ok(u) => app.store.run(&tenant, u).await?,
+            Err(_) => None,
+        };
+        match found {
+            Some(r) => runs.push(super::workflows::run_json(&r)),
+            None => missing.push(id.to_string()),
+        }
+    }
+    let audit = app.store.audit(&tenant).await?;
+    Ok(Json(json!({
+        "versions": super::workflows::versions_of(&app, tenant.as_str()),
+        "audit": audit,
+        "runs": runs,
+        "missing": missing,
+    })))
+}

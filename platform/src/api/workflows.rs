@@ -99,6 +99,50 @@ pub async fn list(State(app): State<AppState>, caller: Caller) -> Json<WorkflowL
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/versions", responses((status = 200, body = Versions)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// The versions of everything that answers the caller's tenant. Reading them is not metered.
+pub async fn versions(State(app): State<AppState>, caller: Caller) -> Json<Versions> {
+    Json(versions_of(&app, caller.tenant.id.as_str()))
+}
+
+/// The versions of what answers `tenant` (its workflows after overlays, its allowed tools, the
+/// models and the router): what an episode records and an exact replay requires unchanged.
+pub fn versions_of(app: &AppState, tenant: &str) -> Versions {
+    let e = &app.engine;
+    Versions {
+        workflows: e
+            .catalog
+            .list(tenant)
+            .iter()
+            .map(|w| {
+                (
+                    w.id.clone(),
+                    WorkflowVersion {
+                        version: w.version.clone(),
+                        prompt_version: w.prompt_version.clone(),
+                    },
+                )
+            })
+            .collect(),
+        tools: e
+            .tools
+            .names()
+            .filter(|n| !e.catalog.tool_denied(tenant, n))
+            .filter_map(|n| {
+                e.tools
+                    .manifest(n)
+                    .map(|m| (n.to_string(), m.fingerprint()))
+            })
+            .collect(),
+        models: crate::domain::Tier::ALL
+            .iter()
+            .map(|t| (t.as_str().to_string(), e.llm.model_id(*t)))
+            .collect(),
+        router: e.router.fingerprint(tenant),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}", params(("run_id" = String, Path, description = "The run's UUID")),
     responses((status = 200, description = "The run: status, ordered steps, compensation, events, errors"),
               (status = 404, body = super::error::ErrorEnvelope)),
@@ -115,10 +159,15 @@ pub async fn run(
         .run(&caller.tenant.id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {run_id}")))?;
-    Ok(Json(json!({
+    Ok(Json(run_json(&r)))
+}
+
+/// A run as `GET /api/v1/runs/{id}` shows it.
+pub fn run_json(r: &crate::store::model::Run) -> Value {
+    json!({
         "run_id": r.run_id, "workflow_id": r.workflow_id, "status": r.status,
         "started_at": r.started_at, "finished_at": r.finished_at, "duration_ms": r.duration_ms,
         "tokens": r.tokens, "cost_usd": r.cost_usd,
         "steps": r.steps, "compensation": r.compensation, "events": r.events, "errors": r.errors, "failure": r.failure, "output": r.output,
-    })))
+    })
 }

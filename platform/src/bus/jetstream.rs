@@ -103,26 +103,35 @@ impl JetStreamBus {
 
     async fn ensure_streams(&self, dlq_stream: &str) -> Result<(), BusError> {
         let p = &self.opts.prefix;
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: self.events_stream.clone(),
-                subjects: vec![format!("{p}.>")],
-                duplicate_window: self.opts.duplicate_window,
-                max_age: Duration::from_secs(7 * 24 * 3600),
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: dlq_stream.to_string(),
-                subjects: vec![dead_letter_subject(&format!("{p}.>"))],
-                max_age: Duration::from_secs(30 * 24 * 3600),
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.ensure_stream(stream::Config {
+            name: self.events_stream.clone(),
+            subjects: vec![format!("{p}.>")],
+            duplicate_window: self.opts.duplicate_window,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            ..Default::default()
+        })
+        .await?;
+        self.ensure_stream(stream::Config {
+            name: dlq_stream.to_string(),
+            subjects: vec![dead_letter_subject(&format!("{p}.>"))],
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Creates the stream unless it exists. Instances starting together race to create it; the
+    /// loser's create fails (the server says "subjects overlap" or "already in use"), and the stream
+    /// it then finds is the winner's.
+    async fn ensure_stream(&self, cfg: stream::Config) -> Result<(), BusError> {
+        let name = cfg.name.clone();
+        match self.js.get_or_create_stream(cfg).await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.js.get_stream(&name).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(unavailable(e)),
+            },
+        }
     }
 
     /// Sends one event to the broker and waits for its ack.

@@ -1,7 +1,8 @@
 //! The `Llm` port: generation behind one trait. The embedded provider is the deterministic
-//! [`scripted::ScriptedLlm`]; an OpenAI-compatible client and a cassette wrapper implement the same
-//! trait in later issues.
+//! [`scripted::ScriptedLlm`]; [`cassette::CassetteLlm`] records any provider's exchanges and replays
+//! them without a network (GOLDEN mode, exact episode replay).
 
+pub mod cassette;
 pub mod scripted;
 
 use crate::domain::Tier;
@@ -62,12 +63,20 @@ pub enum LlmError {
     Unavailable(String),
     #[error("model call timed out")]
     Timeout,
+    /// Replay only: no cassette holds the request with this key. The nearest-miss report (which
+    /// quotes prompts) goes to the harness through `CassetteLlm::problems`, never to an API client.
+    #[error("no recorded model answer for this request (cassette {0})")]
+    CassetteMiss(String),
 }
 
 /// A text-generation provider.
 #[async_trait::async_trait]
 pub trait Llm: Send + Sync + 'static {
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, LlmError>;
+
+    /// The model that answers `tier`, as reported in `GET /api/v1/versions` (and so in episodes,
+    /// whose replay fails when it changed).
+    fn model_id(&self, tier: Tier) -> String;
 }
 
 /// The usual estimate of 4 characters a token, rounded up; used where a provider reports no usage.

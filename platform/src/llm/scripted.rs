@@ -238,7 +238,7 @@ impl Llm for ScriptedLlm {
             .map(str::to_string)
             .collect::<Vec<_>>();
         Ok(LlmResponse {
-            model: format!("scripted-{}", req.tier.as_str().to_lowercase()),
+            model: self.model_id(req.tier),
             text,
             chunks,
             usage: TokenUsage {
@@ -246,6 +246,10 @@ impl Llm for ScriptedLlm {
                 completion_tokens: completion,
             },
         })
+    }
+
+    fn model_id(&self, tier: Tier) -> String {
+        format!("scripted-{}", tier.as_str().to_lowercase())
     }
 }
 

@@ -333,6 +333,8 @@ impl<'a> Exec<'a> {
                         let out = self.walk(child, format!("{sid}/"), depth + 1).await?;
                         let mut s = self.step(&sid, "sub_workflow");
                         s.duration_ms = self.ms_since(started);
+                        // Which workflow ran: episodes compare its versions on replay.
+                        s.input_summary = Some(format!("workflow {child_id}"));
                         s.output_summary = summary(&out);
                         if let Some(k) = &node.output {
                             self.ctx[k.as_str()] = out;

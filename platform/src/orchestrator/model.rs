@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 pub struct Workflow {
     pub id: String,
     pub version: String,
+    /// The version of the workflow's prompts (agent `prompt`, `task` and `input`): bump it when they
+    /// change, so that episodes recorded with the old prompts refuse exact replay.
+    #[serde(default = "first_prompt_version")]
+    pub prompt_version: String,
     #[serde(default)]
     pub description: String,
     /// Per-run budget overrides (else the configured defaults).
@@ -20,6 +24,10 @@ pub struct Workflow {
     pub limits: Limits,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+}
+
+fn first_prompt_version() -> String {
+    "1".into()
 }
 
 /// Budget overrides of one workflow.

@@ -164,6 +164,20 @@ impl Router {
         }
     }
 
+    /// A fingerprint of what decides `tenant`'s routing (thresholds and its canary share): the
+    /// router's version in `GET /api/v1/versions`.
+    pub fn fingerprint(&self, tenant: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!(
+            "{:?}|{:?}|{:?}|{}",
+            self.stable,
+            self.canary,
+            self.canary_share.get(tenant),
+            HISTORY_MIN
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))[..12].to_string()
+    }
+
     /// Feedback from the executor: whether a strict-JSON answer of `tier` passed early exit.
     /// Only the cheapest tier is tracked: it is the one strict tasks start at.
     pub fn record_early_exit(&self, tenant: &str, tier: Tier, passed: bool) {

@@ -551,7 +551,9 @@ impl Builtin {
                 Ok(json!({"payment_id": id, "refunded_cents": i(a, "amount_cents")}))
             }
             Kind::OrderCreate => {
-                let n = st.next_sequence("order").await?;
+                // Per tenant: order numbers then do not depend on other tenants' traffic, so a rerun with
+                // the same seed gives the same numbers on a shared database too.
+                let n = st.next_sequence(&format!("order:{}", t.as_str())).await?;
                 let payment_status = s(a, "payment_status").unwrap_or("authorized").to_string();
                 let order = Order {
                     tenant: t.clone(),

@@ -104,6 +104,22 @@ impl Manifest {
     }
 
     /// The parameters as a JSON schema, for documentation and model tool-calling.
+    /// A fingerprint of everything callers depend on (parameters, timeout, retries, side effect,
+    /// compensation): the tool's version in `GET /api/v1/versions`, changing when the manifest does.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!(
+            "{}|{}|{}|{}|{}|{:?}",
+            self.name,
+            self.json_schema(),
+            self.timeout_ms,
+            self.retries,
+            self.side_effect,
+            self.compensation
+        );
+        hex::encode(Sha256::digest(text.as_bytes()))[..12].to_string()
+    }
+
     pub fn json_schema(&self) -> Value {
         let props: serde_json::Map<String, Value> = self
             .params
