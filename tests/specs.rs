@@ -1,5 +1,6 @@
 //! Every scenario spec under `scenarios/` as its own test cases: `e2e::E2E-01` in MOCK mode and
-//! `e2e::E2E-01::golden` in GOLDEN mode (real Postgres, NATS and Redis; see `harness::infra`), so
+//! `e2e::E2E-01::golden` in GOLDEN mode (real Postgres, NATS and Redis; see `harness::infra`; the
+//! model answers only from `golden/cassettes/`), so
 //! that `cargo test` lists every requirement by id. A file that does not load is a failing case named
 //! after the file; a pending spec is an ignored case. `HARNESS_SEED` changes the seed (default 42).
 //!
@@ -8,14 +9,18 @@
 use harness::infra::{self, GoldenEnv, Services};
 use harness::runner::{self, RunConfig, Status};
 use harness::spec::{self, Mode, Spec};
-use harness::target::TargetSpec;
+use harness::target::{ModelPlan, TargetSpec};
 use libtest_mimic::{Arguments, Failed, Trial};
+use platform::llm::cassette::CassetteSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 /// The GOLDEN services and the run's isolated share, set up by the first GOLDEN case that runs
 /// (so a filtered run of MOCK cases never touches a service).
 static GOLDEN: OnceLock<Result<(Services, Arc<GoldenEnv>), String>> = OnceLock::new();
+
+/// The recorded cassettes, loaded once; a corrupted or edited file fails every GOLDEN case, naming it.
+static CASSETTES: OnceLock<Result<Arc<CassetteSet>, String>> = OnceLock::new();
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
     tokio::runtime::Builder::new_multi_thread()
@@ -45,9 +50,18 @@ fn golden_case(s: &Spec, seed: u64) -> Result<(), Failed> {
     });
     match g {
         Ok((_, env)) => {
+            let cassettes = CASSETTES
+                .get_or_init(|| {
+                    CassetteSet::load(&runner::default_golden_dir().join("cassettes"))
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string())
+                })
+                .clone()
+                .map_err(Failed::from)?;
             let cfg = RunConfig {
                 mode: Mode::Golden,
                 target: TargetSpec::Golden(env.clone()),
+                model: ModelPlan::Replay(cassettes),
                 ..RunConfig::mock(seed)
             };
             verdict(s, &cfg)

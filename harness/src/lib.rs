@@ -9,12 +9,14 @@
 //! - [`runner`]: executes a spec's steps and checks responses, events, run traces and budgets.
 //! - [`report`]: terminal summary, `report.json`, JUnit XML.
 //! - [`matrix`]: requirement ids of the catalogue mapped to their specs.
+//! - [`record`]: episodes, golden snapshots and replay (cassettes are the platform's `llm::cassette`).
 
 pub mod drive;
 pub mod expect;
 pub mod fixture;
 pub mod infra;
 pub mod matrix;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod spec;

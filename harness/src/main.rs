@@ -1,14 +1,18 @@
 //! `harness`: run scenario specs against the platform and report.
 //!
 //! `harness run` runs every suite in MOCK mode on embedded defaults; `harness list` lists the specs,
-//! and `harness list --matrix` maps requirement ids to them.
+//! and `harness list --matrix` maps requirement ids to them; `harness record` records the model
+//! cassettes GOLDEN replays; `harness replay` replays recorded episodes.
 
 use clap::{Parser, Subcommand};
+use harness::record::episode::Episode;
+use harness::record::replay::{self, ReplayMode, Verdict};
 use harness::runner::{self, Outcome, RunConfig, Status};
-use harness::spec::{self, Mode};
-use harness::target::TargetSpec;
+use harness::spec::{self, Mode, Spec};
+use harness::target::{ModelPlan, TargetSpec};
 use harness::{infra, matrix, report};
 use indicatif::{ProgressBar, ProgressStyle};
+use platform::llm::cassette::CassetteSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,16 +36,19 @@ enum Cmd {
     Run(RunArgs),
     /// List specs, or the requirement matrix.
     List(ListArgs),
+    /// Record the model cassettes that GOLDEN replays: runs the selection on real services with the
+    /// scripted model and writes each model exchange to the cassette directory.
+    Record(RecordArgs),
+    /// Replay recorded episodes and compare them with what the platform does now.
+    Replay(ReplayArgs),
 }
 
-#[derive(Parser)]
-struct RunArgs {
+/// Which specs, with which seed, how many at once: shared by `run` and `record`.
+#[derive(clap::Args)]
+struct Selection {
     /// Only these suites (comma-separated).
     #[arg(long, value_delimiter = ',')]
     suite: Vec<String>,
-    /// mock, golden or live_smoke.
-    #[arg(long, default_value = "mock", env = "TEST_MODE")]
-    mode: String,
     /// Only these spec ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -51,6 +58,42 @@ struct RunArgs {
     /// Scenarios run at once (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+}
+
+#[derive(Parser)]
+struct RecordArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// The cassette directory (default: golden/cassettes).
+    #[arg(long)]
+    cassettes: Option<PathBuf>,
+    /// Delete cassettes this recording did not use (only with the whole selection).
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(Parser)]
+struct ReplayArgs {
+    /// An episode file, or a directory of them.
+    path: PathBuf,
+    /// exact (recorded model outputs, frozen versions) or similar (current components, scores).
+    #[arg(long, default_value = "exact")]
+    mode: String,
+    /// Where replay.json goes.
+    #[arg(long, default_value = "target/harness")]
+    report: PathBuf,
+    /// Load the platform's workflows from this directory instead of the embedded ones.
+    #[arg(long)]
+    workflows: Option<PathBuf>,
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    #[command(flatten)]
+    sel: Selection,
+    /// mock, golden or live_smoke.
+    #[arg(long, default_value = "mock", env = "TEST_MODE")]
+    mode: String,
     /// Where report.json and junit.xml go.
     #[arg(long, default_value = "target/harness")]
     report: PathBuf,
@@ -60,6 +103,22 @@ struct RunArgs {
     /// The deployment's operator key (with --target).
     #[arg(long, env = "HARNESS_OPERATOR_KEY")]
     operator_key: Option<String>,
+    /// Write each scenario's episode to `<golden>/episodes/<suite>/<id>.json`.
+    #[arg(long)]
+    record_episodes: bool,
+    /// Rewrite golden snapshots instead of comparing with them (review them in the diff).
+    #[arg(long, env = "UPDATE_GOLDEN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    update_golden: bool,
+    /// Run each spec twice with the same seed and fail on any difference between the episodes.
+    #[arg(long)]
+    check_determinism: bool,
+    /// The golden directory: cassettes/, snapshots/, episodes/ (default: ./golden, else the
+    /// workspace's).
+    #[arg(long)]
+    golden: Option<PathBuf>,
+    /// Load the platform's workflows from this directory instead of the embedded ones.
+    #[arg(long)]
+    workflows: Option<PathBuf>,
 }
 
 #[derive(Parser)]
@@ -96,6 +155,268 @@ fn main() -> ExitCode {
     {
         Cmd::Run(a) => run(&dir, a),
         Cmd::List(a) => list(&dir, a),
+        Cmd::Record(a) => record(&dir, a),
+        Cmd::Replay(a) => replay_cmd(a),
+    }
+}
+
+/// Loads the specs of `dir` and keeps the selection; a filter that names nothing is an error.
+fn select(
+    dir: &Path,
+    suite: &[String],
+    only: &[String],
+) -> Result<(Vec<Spec>, Vec<spec::LoadError>), ExitCode> {
+    let loaded = spec::load_dir(dir);
+    let mut specs = loaded.specs;
+    let suites: std::collections::BTreeSet<&str> = specs.iter().map(|s| s.suite.as_str()).collect();
+    let unknown_suites: Vec<&String> = suite
+        .iter()
+        .filter(|x| !suites.contains(x.as_str()))
+        .collect();
+    let unknown_ids: Vec<&String> = only
+        .iter()
+        .filter(|x| !specs.iter().any(|s| &s.id == *x))
+        .collect();
+    if !unknown_suites.is_empty() || !unknown_ids.is_empty() {
+        for e in &loaded.errors {
+            eprintln!("{e}");
+        }
+        if !unknown_suites.is_empty() {
+            eprintln!(
+                "no suite {:?} in {}; suites: {}",
+                unknown_suites,
+                dir.display(),
+                suites.iter().copied().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if !unknown_ids.is_empty() {
+            eprintln!(
+                "no spec with id {unknown_ids:?} in {} (`harness list` lists them)",
+                dir.display()
+            );
+        }
+        return Err(ExitCode::from(2));
+    }
+    specs.retain(|s| {
+        (suite.is_empty() || suite.contains(&s.suite)) && (only.is_empty() || only.contains(&s.id))
+    });
+    Ok((specs, loaded.errors))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("cannot start the async runtime: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// The cassettes of `dir` for replay; a corrupted or edited file is reported by name.
+fn load_cassettes(dir: &Path) -> Result<std::sync::Arc<CassetteSet>, ExitCode> {
+    match CassetteSet::load(dir) {
+        Ok(s) => Ok(std::sync::Arc::new(s)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn record(dir: &Path, a: RecordArgs) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(c) => return c,
+    };
+    let (specs, _) = match select(dir, &a.sel.suite, &a.sel.only) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let cassettes = a
+        .cassettes
+        .unwrap_or_else(|| runner::default_golden_dir().join("cassettes"));
+    let (services, env) = match rt.block_on(infra::golden()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("recording runs on real Postgres, NATS and Redis: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let specs: Vec<Spec> = specs
+        .into_iter()
+        .filter(|s| s.skip_reason(Mode::Golden).is_none())
+        .collect();
+    let cfg = RunConfig {
+        mode: Mode::Golden,
+        target: TargetSpec::Golden(env.clone()),
+        jobs: a.sel.jobs.unwrap_or(2),
+        model: ModelPlan::Record(cassettes.clone()),
+        record_episodes: true,
+        ..RunConfig::mock(a.sel.seed)
+    };
+    println!(
+        "harness record: {} specs on real services ({}), seed {}, cassettes to {}",
+        specs.len(),
+        env.name,
+        a.sel.seed,
+        cassettes.display()
+    );
+    let outcomes = rt.block_on(runner::run_all(&specs, &cfg, &|_| {}));
+    rt.block_on(env.cleanup());
+    drop(services);
+    let mut used = std::collections::BTreeSet::new();
+    for o in &outcomes {
+        for c in o.episode.iter().flat_map(|e| e.model_calls.iter()) {
+            used.insert(c.body.key.clone());
+        }
+    }
+    let failed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.status == Status::Failed)
+        .collect();
+    for o in &failed {
+        if let Some(f) = &o.failure {
+            eprintln!("{} failed while recording:\n{f}", o.id);
+        }
+    }
+    let mut pruned = 0;
+    if a.prune && a.sel.suite.is_empty() && a.sel.only.is_empty() {
+        for f in std::fs::read_dir(&cassettes)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = f.path();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if p.extension().is_some_and(|x| x == "json")
+                && !used.contains(&stem)
+                && std::fs::remove_file(&p).is_ok()
+            {
+                pruned += 1;
+            }
+        }
+    }
+    println!(
+        "recorded {} model exchanges from {} specs ({} failed){}",
+        used.len(),
+        outcomes.len(),
+        failed.len(),
+        if pruned > 0 {
+            format!(", pruned {pruned} unused cassettes")
+        } else {
+            String::new()
+        }
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn replay_cmd(a: ReplayArgs) -> ExitCode {
+    let mode = match a.mode.as_str() {
+        "exact" => ReplayMode::Exact,
+        "similar" => ReplayMode::Similar,
+        other => {
+            eprintln!("unknown replay mode `{other}`: use exact or similar");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(c) => return c,
+    };
+    let files = replay::episode_files(&a.path);
+    if files.is_empty() {
+        eprintln!("no episode files at {}", a.path.display());
+        return ExitCode::from(2);
+    }
+    let mut episodes = vec![];
+    for f in &files {
+        match Episode::read(f) {
+            Ok(e) => episodes.push((f.clone(), e)),
+            Err(m) => {
+                eprintln!("{m}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut golden = None;
+    if episodes.iter().any(|(_, e)| e.mode == "golden") {
+        match rt.block_on(infra::golden()) {
+            Ok(g) => golden = Some(g),
+            Err(e) => {
+                eprintln!("episodes recorded in GOLDEN replay on real services: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut reports = vec![];
+    let mut bad = 0;
+    for (f, ep) in episodes {
+        let target = match (&golden, ep.mode.as_str()) {
+            (Some((_, env)), "golden") => TargetSpec::Golden(env.clone()),
+            _ => TargetSpec::Mock,
+        };
+        let r = rt.block_on(replay::replay(ep, &f, mode, target, a.workflows.as_deref()));
+        match &r.verdict {
+            Verdict::Identical => println!("identical  {}  {}", r.episode_id, f.display()),
+            Verdict::Similar { score, .. } => {
+                println!("similar {score:.3}  {}  {}", r.episode_id, f.display())
+            }
+            Verdict::Different { differences } => {
+                bad += 1;
+                println!("DIFFERENT  {}  {}", r.episode_id, f.display());
+                for d in differences.iter().take(10) {
+                    println!("  step {}:", d.step);
+                    println!(
+                        "    original: {}",
+                        harness::expect::matcher::short(&d.original)
+                    );
+                    println!(
+                        "    replayed: {}",
+                        harness::expect::matcher::short(&d.replayed)
+                    );
+                }
+                if differences.len() > 10 {
+                    println!("  ... and {} more", differences.len() - 10);
+                }
+            }
+            Verdict::ReplayFailed { reason } => {
+                bad += 1;
+                println!("replay_failed  {}  {}", r.episode_id, f.display());
+                for line in reason.lines() {
+                    println!("  {line}");
+                }
+            }
+        }
+        reports.push(r);
+    }
+    if let Some((_, env)) = &golden {
+        rt.block_on(env.cleanup());
+    }
+    let _ = std::fs::create_dir_all(&a.report);
+    let out = a.report.join("replay.json");
+    if let Err(e) = std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&reports).unwrap_or_default(),
+    ) {
+        eprintln!("cannot write {}: {e}", out.display());
+    }
+    println!(
+        "{} episodes replayed ({} mode): {} identical or similar, {} not; report {}",
+        reports.len(),
+        a.mode,
+        reports.len() - bad,
+        bad,
+        out.display()
+    );
+    if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -157,16 +478,13 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
     };
     if mode == Mode::LiveSmoke {
         eprintln!(
-            "mode live_smoke needs spawned platform processes and a model endpoint, which arrive with the cassette and live-smoke issues; mock and golden run today"
+            "mode live_smoke needs spawned platform processes and a model endpoint, which no issue has built yet; mock and golden run today"
         );
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(c) => return c,
     };
     if a.target.is_some() && a.operator_key.is_none() {
         eprintln!(
@@ -174,44 +492,10 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let loaded = spec::load_dir(dir);
-    let mut specs = loaded.specs;
-    // A filter that names nothing is a mistake, not a vacuous pass.
-    let suites: std::collections::BTreeSet<&str> = specs.iter().map(|s| s.suite.as_str()).collect();
-    let unknown_suites: Vec<&String> = a
-        .suite
-        .iter()
-        .filter(|x| !suites.contains(x.as_str()))
-        .collect();
-    let unknown_ids: Vec<&String> = a
-        .only
-        .iter()
-        .filter(|x| !specs.iter().any(|s| &s.id == *x))
-        .collect();
-    if !unknown_suites.is_empty() || !unknown_ids.is_empty() {
-        for e in &loaded.errors {
-            eprintln!("{e}");
-        }
-        if !unknown_suites.is_empty() {
-            eprintln!(
-                "no suite {:?} in {}; suites: {}",
-                unknown_suites,
-                dir.display(),
-                suites.iter().copied().collect::<Vec<_>>().join(", ")
-            );
-        }
-        if !unknown_ids.is_empty() {
-            eprintln!(
-                "no spec with id {unknown_ids:?} in {} (`harness list` lists them)",
-                dir.display()
-            );
-        }
-        return ExitCode::from(2);
-    }
-    specs.retain(|s| {
-        (a.suite.is_empty() || a.suite.contains(&s.suite))
-            && (a.only.is_empty() || a.only.contains(&s.id))
-    });
+    let (specs, load_errors) = match select(dir, &a.sel.suite, &a.sel.only) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
     // Only now, with the selection valid, take services: every later path cleans them up.
     // GOLDEN: the run's services and its isolated share of them (kept alive until the end).
     let mut golden: Option<(infra::Services, std::sync::Arc<infra::GoldenEnv>)> = None;
@@ -245,14 +529,29 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         },
     };
     let jobs = a
+        .sel
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let golden_dir = a.golden.clone().unwrap_or_else(runner::default_golden_dir);
+    let model = if mode == Mode::Golden {
+        match load_cassettes(&golden_dir.join("cassettes")) {
+            Ok(set) => ModelPlan::Replay(set),
+            Err(c) => return c,
+        }
+    } else {
+        ModelPlan::Scripted
+    };
     let cfg = RunConfig {
-        seed: a.seed,
+        seed: a.sel.seed,
         mode,
         target,
         jobs,
         events_timeout: Duration::from_secs(2),
+        model,
+        record_episodes: a.record_episodes || a.check_determinism,
+        update_golden: a.update_golden,
+        golden_dir: golden_dir.clone(),
+        workflows_dir: a.workflows.clone(),
     };
     println!(
         "harness: {} specs from {} in {} mode against {}, seed {}, {} jobs",
@@ -283,15 +582,77 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
     if let Some((_, env)) = &golden {
         rt.block_on(env.cleanup());
     }
+    if a.check_determinism && golden_skip.is_none() {
+        // The second run gets fresh services of its own in GOLDEN (the first run's tenants and rows
+        // are still in the first run's database).
+        let second_golden = if matches!(cfg.target, TargetSpec::Golden(_)) {
+            match rt.block_on(infra::golden()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    eprintln!("the determinism check's second GOLDEN run has no services: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            None
+        };
+        let cfg2 = RunConfig {
+            target: match &second_golden {
+                Some((_, env)) => TargetSpec::Golden(env.clone()),
+                None => cfg.target.clone(),
+            },
+            ..cfg.clone()
+        };
+        let again = rt.block_on(runner::run_all(&specs, &cfg2, &|_| {}));
+        if let Some((_, env)) = &second_golden {
+            rt.block_on(env.cleanup());
+        }
+        let mut differing = 0;
+        for (o, p) in outcomes.iter_mut().zip(&again) {
+            if let Some(why) = runner::nondeterminism(o, p) {
+                differing += 1;
+                o.status = Status::Failed;
+                o.failure = Some(runner::Failure {
+                    location: o.id.clone(),
+                    step: "determinism".into(),
+                    message: why,
+                    seed: cfg.seed,
+                    reproduce: format!(
+                        "cargo run -p harness -- run --mode {} --only {} --seed {} --check-determinism",
+                        mode.as_str(),
+                        o.id,
+                        cfg.seed
+                    ),
+                });
+            }
+        }
+        println!(
+            "determinism: {} specs run twice with seed {}: {} gave different episodes",
+            outcomes.len(),
+            cfg.seed,
+            differing
+        );
+    }
+    if a.record_episodes {
+        let dir = golden_dir.join("episodes");
+        let mut written = 0;
+        for e in outcomes.iter().filter_map(|o| o.episode.as_ref()) {
+            match e.write(&dir) {
+                Ok(_) => written += 1,
+                Err(err) => eprintln!("cannot write episode {}: {err}", e.episode_id),
+            }
+        }
+        println!("episodes: {written} written to {}", dir.display());
+    }
     // Files that did not load are failures too, so that CI and the reports show them.
-    for e in &loaded.errors {
+    for e in &load_errors {
         let suite = e
             .file
             .parent()
             .and_then(|p| p.file_name())
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        if !a.suite.is_empty() && !a.suite.contains(&suite) {
+        if !a.sel.suite.is_empty() && !a.sel.suite.contains(&suite) {
             continue;
         }
         outcomes.push(Outcome {
@@ -311,6 +672,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             }),
             skip_reason: None,
             transcript: vec![],
+            episode: None,
         });
     }
     print!(

@@ -7,14 +7,17 @@ use crate::drive::events::{Cursor, EventFeed};
 use crate::drive::{self, Request, Response};
 use crate::expect::{self, matcher::Matcher, path::Path};
 use crate::fixture::{self, FixtureTenant};
+use crate::record::episode::{self, Episode, TenantRecord};
+use crate::record::snapshot;
 use crate::spec::{Actor, Mode, Spec, Step};
-use crate::target::{Target, TargetSpec};
+use crate::target::{ModelPlan, Target, TargetSpec};
 use futures::StreamExt;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -27,6 +30,26 @@ pub struct RunConfig {
     pub jobs: usize,
     /// How long a step waits for the events it expects.
     pub events_timeout: Duration,
+    /// Where the in-process platform's model answers come from.
+    pub model: ModelPlan,
+    /// Build each scenario's [`Episode`] (`--record-episodes`, `--check-determinism`, replays).
+    pub record_episodes: bool,
+    /// Write golden snapshots instead of comparing (`--update-golden`, `UPDATE_GOLDEN=1`).
+    pub update_golden: bool,
+    /// The `golden/` directory (its `snapshots/` holds the golden files).
+    pub golden_dir: PathBuf,
+    /// The in-process platform loads its workflows from here instead of the embedded ones.
+    pub workflows_dir: Option<PathBuf>,
+}
+
+/// The workspace's `golden/` directory.
+pub fn default_golden_dir() -> PathBuf {
+    let here = PathBuf::from("golden");
+    if here.join("README.md").is_file() {
+        here
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden")
+    }
 }
 
 impl RunConfig {
@@ -38,6 +61,11 @@ impl RunConfig {
             target: TargetSpec::Mock,
             jobs: 1,
             events_timeout: Duration::from_secs(2),
+            model: ModelPlan::Scripted,
+            record_episodes: false,
+            update_golden: std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1"),
+            golden_dir: default_golden_dir(),
+            workflows_dir: None,
         }
     }
 
@@ -121,6 +149,9 @@ pub struct Outcome {
     /// Every exchange of the scenario (written to `transcripts/<id>.json`, not to `report.json`).
     #[serde(skip)]
     pub transcript: Vec<Exchange>,
+    /// The scenario's episode, when the run records them.
+    #[serde(skip)]
+    pub episode: Option<Episode>,
 }
 
 /// Runs `specs` with up to `cfg.jobs` at once; `done` is called as each finishes. Outcomes come back
@@ -155,14 +186,54 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
         o.skip_reason = Some(reason);
         return o;
     }
-    let (result, transcript) = Scenario::run(spec, cfg).await;
+    let (result, transcript, episode) = Scenario::run(spec, cfg).await;
     o.transcript = transcript;
+    o.episode = episode;
     if let Err(f) = result {
         o.status = Status::Failed;
         o.failure = Some(f);
     }
     o.duration_ms = started.elapsed().as_millis() as u64;
     o
+}
+
+/// How two runs of one spec with the same seed differ (`--check-determinism`): verdict, failure,
+/// or the first differing part of their episodes (steps, final output, audit trail, model calls).
+pub fn nondeterminism(a: &Outcome, b: &Outcome) -> Option<String> {
+    if a.status != b.status
+        || a.failure.as_ref().map(|f| &f.message) != b.failure.as_ref().map(|f| &f.message)
+    {
+        return Some(format!(
+            "the two runs ended differently: {:?} then {:?}\nfirst: {}\nsecond: {}",
+            a.status,
+            b.status,
+            a.failure.as_ref().map_or("-".into(), |f| f.message.clone()),
+            b.failure.as_ref().map_or("-".into(), |f| f.message.clone())
+        ));
+    }
+    let (x, y) = match (&a.episode, &b.episode) {
+        (Some(x), Some(y)) => (x, y),
+        (None, None) => return None,
+        _ => return Some("only one of the runs recorded an episode".into()),
+    };
+    if let Some(d) = episode::compare(x, y).into_iter().next() {
+        return Some(format!(
+            "the episodes differ at {}:\nfirst:  {}\nsecond: {}",
+            d.step,
+            expect::matcher::short(&d.original),
+            expect::matcher::short(&d.replayed)
+        ));
+    }
+    let keys = |e: &Episode| -> Vec<(String, String)> {
+        e.model_calls
+            .iter()
+            .map(|c| (c.body.key.clone(), c.body.response.text.clone()))
+            .collect()
+    };
+    if keys(x) != keys(y) {
+        return Some("the model calls differ between the runs".into());
+    }
+    None
 }
 
 /// The outcome of a spec that was not run, and why (a mode whose services are missing).
@@ -178,6 +249,7 @@ pub fn skipped(spec: &Spec, cfg: &RunConfig, reason: &str) -> Outcome {
         failure: None,
         skip_reason: Some(reason.to_string()),
         transcript: vec![],
+        episode: None,
     }
 }
 
@@ -199,6 +271,15 @@ struct Scenario<'a> {
     attempt_log: std::sync::Mutex<Vec<Exchange>>,
 }
 
+/// The tenant id a fixture tenant `alias` gets in scenario `spec_id` run with `seed` (`nonce` is
+/// empty for in-process targets).
+pub fn tenant_slug(seed: u64, spec_id: &str, alias: &str, nonce: &str) -> String {
+    let h = hex::encode(Sha256::digest(
+        format!("{seed}:{spec_id}:{alias}:{nonce}").as_bytes(),
+    ));
+    format!("{alias}-{}", &h[..10])
+}
+
 /// A nonce that keeps tenants of different runs apart on a shared deployment (MOCK boots a fresh
 /// platform per scenario, so it needs none and its slugs are reproducible).
 fn run_nonce(target: &TargetSpec) -> String {
@@ -215,16 +296,21 @@ fn run_nonce(target: &TargetSpec) -> String {
 }
 
 impl<'a> Scenario<'a> {
-    async fn run(spec: &'a Spec, cfg: &'a RunConfig) -> (Result<(), Failure>, Vec<Exchange>) {
+    async fn run(
+        spec: &'a Spec,
+        cfg: &'a RunConfig,
+    ) -> (Result<(), Failure>, Vec<Exchange>, Option<Episode>) {
         let mut transcript = vec![];
-        let r = Self::run_into(spec, cfg, &mut transcript).await;
-        (r, transcript)
+        let mut episode = None;
+        let r = Self::run_into(spec, cfg, &mut transcript, &mut episode).await;
+        (r, transcript, episode)
     }
 
     async fn run_into(
         spec: &'a Spec,
         cfg: &'a RunConfig,
         transcript: &mut Vec<Exchange>,
+        episode: &mut Option<Episode>,
     ) -> Result<(), Failure> {
         let fail_at = |location: String, step: &str, message: String| Failure {
             location,
@@ -242,7 +328,7 @@ impl<'a> Scenario<'a> {
         };
         let target = cfg
             .target
-            .start(cfg.seed, &spec.id)
+            .start(cfg.seed, &spec.id, &cfg.model, cfg.workflows_dir.as_deref())
             .await
             .map_err(|e| setup(e.to_string()))?;
         let http = reqwest::Client::builder()
@@ -250,12 +336,7 @@ impl<'a> Scenario<'a> {
             .build()
             .map_err(|e| setup(e.to_string()))?;
         let nonce = run_nonce(&cfg.target);
-        let slug_of = |alias: &str| {
-            let h = hex::encode(Sha256::digest(
-                format!("{}:{}:{alias}:{nonce}", cfg.seed, spec.id).as_bytes(),
-            ));
-            format!("{alias}-{}", &h[..10])
-        };
+        let slug_of = |alias: &str| tenant_slug(cfg.seed, &spec.id, alias, &nonce);
         let mut sc = Scenario {
             spec,
             cfg,
@@ -292,8 +373,84 @@ impl<'a> Scenario<'a> {
                 break;
             }
         }
+        // A model request without a cassette fails the scenario even when the spec expected the
+        // error it caused: GOLDEN fails closed.
+        let problems = sc
+            .target
+            .llm
+            .as_ref()
+            .map(|l| l.problems())
+            .unwrap_or_default();
+        if !problems.is_empty() {
+            let m = problems.join("\n");
+            result = Err(match result {
+                Err(mut f) => {
+                    f.message = format!("{m}\n(which made this step fail:)\n{}", f.message);
+                    f
+                }
+                Ok(()) => fail_at(
+                    format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
+                    "model",
+                    m,
+                ),
+            });
+        }
         *transcript = std::mem::take(&mut sc.transcript);
+        if cfg.record_episodes {
+            let run_ids: Vec<String> = transcript
+                .iter()
+                .filter_map(|e| find_run_id(&e.response))
+                .collect();
+            let tenants = sc.tenant_records(&run_ids).await.unwrap_or_default();
+            *episode = Some(Episode::build(episode::Parts {
+                spec,
+                seed: cfg.seed,
+                mode: cfg.mode.as_str(),
+                failure: result.as_ref().err().map(|f| f.message.clone()),
+                transcript,
+                tenants,
+                model_calls: sc
+                    .target
+                    .llm
+                    .as_ref()
+                    .map(|l| l.served())
+                    .unwrap_or_default(),
+            }));
+        }
         result
+    }
+
+    /// Each fixture tenant's versions, audit trail and the named runs, from the operator surface
+    /// (so that reading them is not the tenant's traffic).
+    async fn tenant_records(&self, run_ids: &[String]) -> Result<Vec<TenantRecord>, String> {
+        let mut out = vec![];
+        for (alias, t) in &self.tenants {
+            let path = format!(
+                "/api/v1/operator/tenants/{}/record?runs={}",
+                t.slug,
+                run_ids.join(",")
+            );
+            let r = self
+                .http
+                .get(format!("{}{path}", self.target.base_url))
+                .header("x-operator-key", &self.target.operator_key)
+                .send()
+                .await
+                .map_err(|e| format!("GET {path}: {e}"))?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if status != 200 {
+                return Err(format!("GET {path} answered {status}: {body}"));
+            }
+            out.push(TenantRecord {
+                alias: alias.clone(),
+                slug: t.slug.clone(),
+                versions: body["versions"].clone(),
+                audit: body["audit"].as_array().cloned().unwrap_or_default(),
+                runs: body["runs"].as_array().cloned().unwrap_or_default(),
+            });
+        }
+        Ok(out)
     }
 
     async fn provision(&self, slug: &str, body: &Value) -> Result<(), String> {
@@ -755,6 +912,34 @@ impl<'a> Scenario<'a> {
                     Some(c) => problems.push(format!("budget: cost ${c:.6} is over the ${cap} budget")),
                     None => problems.push("budget: the cost is not observable (no run and no response.metadata.cost_usd)".into()),
                 }
+            }
+        }
+        if let Some(g) = &e.golden {
+            let n = self
+                .spec
+                .steps
+                .iter()
+                .position(|s| std::ptr::eq(s, step))
+                .map_or(0, |i| i + 1);
+            let snap = snapshot::Snapshot {
+                test_name: g.name().to_string(),
+                metadata: snapshot::SnapshotMeta {
+                    spec: self.spec.id.clone(),
+                    step: n,
+                    redact: g.redact().to_vec(),
+                },
+                output: snapshot::normalize(
+                    &json!({"status": r.status, "body": r.json}),
+                    g.redact(),
+                )?,
+            };
+            let file = snapshot::file_of(
+                &self.cfg.golden_dir.join("snapshots"),
+                &self.spec.suite,
+                g.name(),
+            );
+            if let Err(m) = snapshot::check(&file, snap, self.cfg.update_golden) {
+                problems.push(m);
             }
         }
         if let Some(ms) = e.budget.as_ref().and_then(|b| b.latency_ms) {

@@ -2,7 +2,8 @@
 //! verdicts and the same transcript byte for byte. Two things are the scheduler's, not the seed's:
 //! the copies of a `parallel` step are compared as a set with their UUIDs masked (they draw ids from
 //! one sequence in whatever order they run), and `/metrics` (real-time latency) by status only.
-//! Another seed changes the generated data.
+//! Another seed changes the generated data. The episodes of the two runs (what `harness run
+//! --check-determinism` compares) are equal too.
 
 use harness::runner::{self, Exchange, Outcome, RunConfig};
 use harness::spec;
@@ -13,6 +14,7 @@ fn run(seed: u64) -> Vec<Outcome> {
     assert!(!specs.is_empty());
     let cfg = RunConfig {
         jobs: 2,
+        record_episodes: true,
         ..RunConfig::mock(seed)
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -75,6 +77,10 @@ fn the_same_seed_gives_the_same_verdicts_and_transcripts() {
             );
         }
         assert_eq!(tx.len(), ty.len(), "{}", x.id);
+        if let Some(why) = runner::nondeterminism(x, y) {
+            panic!("{}: {why}", x.id);
+        }
+        assert_eq!(x.episode.is_some(), x.skip_reason.is_none(), "{}", x.id);
     }
     // Another seed: other generated data, hence other answers somewhere.
     let c = run(43);

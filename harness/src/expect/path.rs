@@ -86,6 +86,50 @@ impl Path {
     pub fn get(&self, v: &Value) -> Option<Value> {
         walk(&self.segs, v)
     }
+
+    /// Replaces whatever is at this path (every match, through `[*]`) with `new`; a path that leads
+    /// nowhere changes nothing. Snapshots use it to redact volatile fields.
+    pub fn set_all(&self, v: &mut Value, new: Value) {
+        set_walk(&self.segs, v, &new)
+    }
+}
+
+fn set_walk(segs: &[Seg], v: &mut Value, new: &Value) {
+    let Some((first, rest)) = segs.split_first() else {
+        *v = new.clone();
+        return;
+    };
+    match first {
+        Seg::Key(k) => {
+            if let Some(x) = v.as_object_mut().and_then(|m| m.get_mut(k)) {
+                set_walk(rest, x, new)
+            }
+        }
+        Seg::Index(i) => {
+            if let Some(a) = v.as_array_mut() {
+                let idx = if *i < 0 { a.len() as i64 + i } else { *i };
+                if let Some(x) = usize::try_from(idx).ok().and_then(|i| a.get_mut(i)) {
+                    set_walk(rest, x, new)
+                }
+            }
+        }
+        Seg::Find(k, want) => {
+            if let Some(x) = v.as_array_mut().and_then(|a| {
+                a.iter_mut().find(|e| match e.get(k) {
+                    Some(Value::String(s)) => s == want,
+                    Some(other) => want.parse::<Value>().is_ok_and(|w| w == *other),
+                    None => false,
+                })
+            }) {
+                set_walk(rest, x, new)
+            }
+        }
+        Seg::All => {
+            for x in v.as_array_mut().into_iter().flatten() {
+                set_walk(rest, x, new)
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for Path {
@@ -137,6 +181,16 @@ mod tests {
         assert_eq!(get("a.b[c=2].c"), Some(json!(2)));
         assert_eq!(get("a.b[d=3]"), Some(json!({"d": 3})));
         assert_eq!(get("a.b[c=9]"), None);
+    }
+
+    #[test]
+    fn set_all_replaces_every_match_and_ignores_missing_paths() {
+        let mut v = json!({"a": [{"c": 1}, {"c": 2}], "b": 1});
+        Path::parse("a[*].c").unwrap().set_all(&mut v, json!("x"));
+        Path::parse("nope.deeper")
+            .unwrap()
+            .set_all(&mut v, json!("x"));
+        assert_eq!(v, json!({"a": [{"c": "x"}, {"c": "x"}], "b": 1}));
     }
 
     #[test]

@@ -172,6 +172,7 @@ mod tests {
             }),
             skip_reason: (status == Status::Skipped).then(|| "pending: ws".into()),
             transcript: vec![],
+            episode: None,
         }
     }
 

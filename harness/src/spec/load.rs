@@ -273,6 +273,27 @@ fn validate_step(
         }
     }
     let e = &step.expect;
+    if let Some(g) = &e.golden {
+        let ok_name = !g.name().is_empty()
+            && g.name()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !g.name().starts_with('.');
+        if !ok_name {
+            errors.push(err(
+                at("golden"),
+                format!(
+                    "golden snapshot name `{}` must be letters, digits, `-`, `_` or `.`",
+                    g.name()
+                ),
+            ));
+        }
+        for p in g.redact() {
+            if let Err(m) = Path::parse(p) {
+                errors.push(err(at(p), format!("golden redact: bad path {m}")));
+            }
+        }
+    }
     if let Some(s) = &e.status {
         let ok = match s {
             serde_json::Value::Number(n) => n.as_u64().is_some_and(|n| (100..600).contains(&n)),

@@ -246,6 +246,8 @@ pub struct Expect {
     /// Which run to fetch; by default the run id found in the response.
     pub run_id: Option<String>,
     pub budget: Option<Budget>,
+    /// The response must equal a golden snapshot: `golden: NAME` or `golden: {name, redact: [paths]}`.
+    pub golden: Option<GoldenExpect>,
 }
 
 /// An event the bus must carry.
@@ -269,4 +271,32 @@ pub struct EventExpect {
 pub struct Budget {
     pub latency_ms: Option<u64>,
     pub cost_usd: Option<f64>,
+}
+
+/// A golden snapshot a step's response is compared with (`golden/snapshots/<suite>/<name>.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum GoldenExpect {
+    Name(String),
+    Full {
+        name: String,
+        /// Paths whose values are volatile: replaced by `"[REDACTED]"` before the comparison.
+        #[serde(default)]
+        redact: Vec<String>,
+    },
+}
+
+impl GoldenExpect {
+    pub fn name(&self) -> &str {
+        match self {
+            GoldenExpect::Name(n) | GoldenExpect::Full { name: n, .. } => n,
+        }
+    }
+
+    pub fn redact(&self) -> &[String] {
+        match self {
+            GoldenExpect::Name(_) => &[],
+            GoldenExpect::Full { redact, .. } => redact,
+        }
+    }
 }

@@ -7,8 +7,54 @@ use crate::infra::GoldenEnv;
 use platform::app::{App, Backends};
 use platform::clock::ManualClock;
 use platform::config::{BackendsConfig, BusKind, Config, KvKind, StoreKind};
+use platform::llm::cassette::{CassetteLlm, CassetteMode, CassetteSet};
+use platform::llm::scripted::ScriptedLlm;
+use platform::llm::Llm;
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Where an in-process platform's model answers come from. Every in-process platform's model sits
+/// behind a [`CassetteLlm`], so that the exchanges of a scenario are known (they go into its
+/// episode) and a replay miss fails it.
+#[derive(Clone, Default)]
+pub enum ModelPlan {
+    /// The scripted model of the run's seed (MOCK).
+    #[default]
+    Scripted,
+    /// Recorded cassettes only, never a provider: a request without one fails the scenario with the
+    /// nearest recorded request's diff (GOLDEN, exact replay).
+    Replay(Arc<CassetteSet>),
+    /// The scripted model, each exchange written to this directory as a cassette (`harness record`).
+    Record(PathBuf),
+}
+
+impl std::fmt::Debug for ModelPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelPlan::Scripted => f.write_str("scripted"),
+            ModelPlan::Replay(s) => write!(f, "cassettes from {} ({} recorded)", s.source, s.len()),
+            ModelPlan::Record(d) => write!(f, "scripted, recording to {}", d.display()),
+        }
+    }
+}
+
+impl ModelPlan {
+    fn provider(&self, seed: u64) -> Arc<CassetteLlm> {
+        let scripted = || -> Arc<dyn Llm> { Arc::new(ScriptedLlm::new(seed)) };
+        Arc::new(CassetteLlm::new(match self {
+            ModelPlan::Scripted => CassetteMode::Record {
+                inner: scripted(),
+                dir: None,
+            },
+            ModelPlan::Replay(set) => CassetteMode::Replay(set.clone()),
+            ModelPlan::Record(dir) => CassetteMode::Record {
+                inner: scripted(),
+                dir: Some(dir.clone()),
+            },
+        }))
+    }
+}
 use tokio::sync::oneshot;
 
 /// Where specs run.
@@ -17,7 +63,7 @@ pub enum TargetSpec {
     /// A fresh in-process platform per scenario.
     Mock,
     /// A fresh in-process platform per scenario on the real backends of the run's [`GoldenEnv`]
-    /// (the model stays scripted until cassettes arrive).
+    /// (the model answers from cassettes: see [`ModelPlan`]).
     Golden(Arc<GoldenEnv>),
     /// A running deployment; its operator key provisions fixtures.
     Remote { url: String, operator_key: String },
@@ -40,23 +86,38 @@ pub enum TargetError {
 pub struct Target {
     pub base_url: String,
     pub operator_key: String,
+    /// The in-process platform's model (none for a remote target).
+    pub llm: Option<Arc<CassetteLlm>>,
     _stop: Option<oneshot::Sender<()>>,
 }
 
 impl TargetSpec {
     /// Boots (MOCK, GOLDEN) or names (remote) the platform for one scenario `spec_id` run with
     /// `seed`.
-    pub async fn start(&self, seed: u64, spec_id: &str) -> Result<Target, TargetError> {
+    pub async fn start(
+        &self,
+        seed: u64,
+        spec_id: &str,
+        model: &ModelPlan,
+        workflows_dir: Option<&std::path::Path>,
+    ) -> Result<Target, TargetError> {
+        let with_workflows = |mut cfg: Config| {
+            if let Some(d) = workflows_dir {
+                cfg.workflows_dir = Some(d.display().to_string());
+            }
+            cfg
+        };
         match self {
             TargetSpec::Remote { url, operator_key } => Ok(Target {
                 base_url: url.trim_end_matches('/').to_string(),
                 operator_key: operator_key.clone(),
+                llm: None,
                 _stop: None,
             }),
-            TargetSpec::Mock => boot(mock_config(seed)).await,
+            TargetSpec::Mock => boot(with_workflows(mock_config(seed)), model.provider(seed)).await,
             TargetSpec::Golden(env) => {
-                let cfg = golden_config(seed, spec_id, env);
-                boot(cfg).await
+                let cfg = with_workflows(golden_config(seed, spec_id, env));
+                boot(cfg, model.provider(seed)).await
             }
         }
     }
@@ -123,11 +184,12 @@ pub fn mock_config(seed: u64) -> Config {
     }
 }
 
-async fn boot(cfg: Config) -> Result<Target, TargetError> {
+async fn boot(cfg: Config, llm: Arc<CassetteLlm>) -> Result<Target, TargetError> {
     let key = cfg.operator_key.clone().unwrap_or_default();
     // A frozen clock: with the seed it makes every response of a rerun bit-identical.
     let backends = Backends {
         clock: Arc::new(ManualClock::at_epoch()),
+        llm: llm.clone(),
         ..Backends::from_config(&cfg)
             .await
             .map_err(|e| TargetError::Start(e.to_string()))?
@@ -135,7 +197,9 @@ async fn boot(cfg: Config) -> Result<Target, TargetError> {
     let app = App::start(cfg, backends)
         .await
         .map_err(|e| TargetError::Start(e.to_string()))?;
-    serve(app, key).await
+    let mut t = serve(app, key).await?;
+    t.llm = Some(llm);
+    Ok(t)
 }
 
 /// Serves a started platform on a free loopback port until the returned target is dropped.
@@ -160,6 +224,7 @@ pub async fn serve(
     Ok(Target {
         base_url: format!("http://{addr}"),
         operator_key,
+        llm: None,
         _stop: Some(stop),
     })
 }

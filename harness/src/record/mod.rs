@@ -1,0 +1,7 @@
+//! What GOLDEN mode and QA keep: episodes (a scenario's run, replayable), golden snapshots (a
+//! step's normalized response) and the replay of episodes. Cassettes, the model exchanges, are the
+//! platform's `llm::cassette` (the provider wrapper lives beside the port it wraps).
+
+pub mod episode;
+pub mod replay;
+pub mod snapshot;
