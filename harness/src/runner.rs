@@ -130,6 +130,11 @@ pub struct Exchange {
     pub body: Option<Value>,
     pub status: u16,
     pub response: Value,
+    /// How long the answer took, as the harness measured it: real time, so not in the transcript
+    /// file (which must be byte-identical on a rerun); episodes keep it as the response step's
+    /// `duration_ms`, which comparisons ignore.
+    #[serde(skip)]
+    pub latency_ms: u64,
 }
 
 /// One scenario's result, as `report.json` lists it.
@@ -195,6 +200,42 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     }
     o.duration_ms = started.elapsed().as_millis() as u64;
     o
+}
+
+/// A temporary copy of the shipped workflows with the given prompt versions (removed on drop).
+fn workflows_with_prompt_versions(
+    versions: &BTreeMap<String, String>,
+) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("harness-workflows-")
+        .tempdir()
+        .map_err(|e| format!("a temporary workflows directory: {e}"))?;
+    let mut found = std::collections::BTreeSet::new();
+    for (rel, mut text) in platform::orchestrator::loader::shipped_files() {
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .map(|s| s.trim().trim_matches('"').to_string());
+        if let Some(v) = id.as_ref().and_then(|id| versions.get(id)) {
+            found.insert(id.clone().unwrap_or_default());
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("prompt_version:"))
+                .collect();
+            text = format!("{}\nprompt_version: \"{v}\"\n", kept.join("\n"));
+        }
+        let path = dir.path().join(&rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    }
+    let unknown: Vec<&String> = versions.keys().filter(|k| !found.contains(*k)).collect();
+    if unknown.is_empty() {
+        Ok(dir)
+    } else {
+        Err(format!("prompt_versions: no shipped workflow {unknown:?}"))
+    }
 }
 
 /// How two runs of one spec with the same seed differ (`--check-determinism`): verdict, failure,
@@ -616,6 +657,30 @@ impl<'a> Scenario<'a> {
         if let Some(f) = &step.fault {
             return self.fault(step, f).await;
         }
+        if let Some(r) = &step.replay {
+            let resp = self.replay(r).await?;
+            // The transcript and failure messages keep the verdict: not the two whole episodes,
+            // nor the timing analysis (real time: a rerun must read the same).
+            let mut summary = resp.json.clone();
+            if let Some(m) = summary.as_object_mut() {
+                m.remove("episode");
+                m.remove("original");
+                m.remove("analysis");
+            }
+            self.transcript.push(Exchange {
+                step: n,
+                copy: 0,
+                request: format!("REPLAY {}", r.episode),
+                body: None,
+                status: resp.status,
+                response: summary.clone(),
+                latency_ms: resp.latency.as_millis() as u64,
+            });
+            self.check_response(step, &resp, &BTreeMap::new())
+                .await
+                .map_err(|m| format!("{m}\nreplay report: {}", expect::matcher::short(&summary)))?;
+            return self.capture(step, &resp);
+        }
         if let Some(ms) = step.advance_clock_ms {
             return self
                 .operator(
@@ -657,6 +722,150 @@ impl<'a> Scenario<'a> {
                 },
             }
         }
+    }
+
+    /// Rebuilds `run` from its events alone (the operator's event window) and compares: workflow,
+    /// status, the event sequence, each tool step with its outcome, the compensations, tokens and
+    /// cost. Waits up to the events timeout for the run's terminal event. The chat API's own
+    /// `agent.run.*` events name the run too but are not the orchestrator's, so the stored run does
+    /// not list them: they are left out of the sequence.
+    async fn rebuilt_from_events(&self, run: &Value) -> Result<(), String> {
+        let id = run["run_id"].as_str().unwrap_or_default().to_string();
+        let feed = self.feed();
+        let deadline = Instant::now() + self.cfg.events_timeout;
+        let terminal = [
+            "workflow.completed",
+            "workflow.failed",
+            "workflow.compensated",
+        ];
+        let events = loop {
+            let (all, _) = feed.since(Cursor::default()).await?;
+            let mine: Vec<Value> = all
+                .into_iter()
+                .filter(|e| e["run_id"].as_str() == Some(id.as_str()))
+                .filter(|e| {
+                    !e["event_type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("agent.run."))
+                })
+                .collect();
+            let done = mine
+                .iter()
+                .any(|e| terminal.contains(&e["event_type"].as_str().unwrap_or_default()))
+                && mine
+                    .last()
+                    .is_some_and(|e| e["event_type"] == "usage.metered");
+            if done || Instant::now() >= deadline {
+                break mine;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let of = |t: &'static str| events.iter().filter(move |e| e["event_type"] == t);
+        let end = events
+            .iter()
+            .rev()
+            .find(|e| terminal.contains(&e["event_type"].as_str().unwrap_or_default()));
+        let tools = |succeeded: &str, failed: &str| -> Vec<Value> {
+            events
+                .iter()
+                .filter(|e| e["event_type"] == succeeded || e["event_type"] == failed)
+                .map(|e| {
+                    let ok = e["event_type"] == succeeded;
+                    json!([
+                        e["data"]["step_id"],
+                        e["data"]["tool"],
+                        if ok { "completed" } else { "failed" }
+                    ])
+                })
+                .collect()
+        };
+        let rebuilt = json!({
+            "workflow_id": of("workflow.started").next().map(|e| e["data"]["workflow_id"].clone()),
+            "status": end.map(|e| e["data"]["status"].clone()),
+            "events": events.iter().map(|e| e["event_type"].clone()).collect::<Vec<_>>(),
+            "tools": tools("tool.call.succeeded", "tool.call.failed"),
+            "compensations": of("tool.call.compensated").map(|e| e["data"]["action"].clone()).collect::<Vec<_>>(),
+            "tokens": end.map(|e| e["data"]["tokens"].clone()),
+            "cost_usd": end.map(|e| e["data"]["cost_usd"].clone()),
+        });
+        let steps = run["steps"].as_array().cloned().unwrap_or_default();
+        let stored = json!({
+            "workflow_id": run["workflow_id"],
+            "status": run["status"],
+            "events": run["events"],
+            "tools": steps.iter().filter(|s| s["step_type"] == "tool" && s["status"] != "skipped")
+                .map(|s| json!([s["step_id"], s["tool"], s["status"]])).collect::<Vec<_>>(),
+            "compensations": run["compensation"].as_array().into_iter().flatten()
+                .filter(|s| s["status"] == "completed").map(|s| s["tool"].clone()).collect::<Vec<_>>(),
+            "tokens": run["tokens"],
+            "cost_usd": run["cost_usd"],
+        });
+        if rebuilt == stored {
+            Ok(())
+        } else {
+            Err(format!(
+                "run_from_events: the run rebuilt from its {} events differs from the stored run:\n{}",
+                events.len(),
+                expect::json_diff(&stored, &rebuilt)
+            ))
+        }
+    }
+
+    /// Replays an episode of `golden/episodes/` (in-process; in GOLDEN on this run's services when
+    /// the episode was recorded in GOLDEN) and answers with the report as the step's JSON.
+    async fn replay(&self, r: &crate::spec::ReplayStep) -> Result<Response, String> {
+        use crate::record::replay::{self as rp, ReplayMode};
+        let file = self.cfg.golden_dir.join("episodes").join(&r.episode);
+        let ep = Episode::read(&file)?;
+        let mode = match r.mode.as_deref() {
+            Some("similar") => ReplayMode::Similar,
+            _ => ReplayMode::Exact,
+        };
+        let target = match (&self.cfg.target, ep.mode.as_str()) {
+            (TargetSpec::Remote { .. }, _) => {
+                return Err("a replay step needs an in-process target (MOCK or GOLDEN)".into())
+            }
+            (TargetSpec::Golden(env), "golden") => TargetSpec::Golden(env.clone()),
+            _ => TargetSpec::Mock,
+        };
+        let dir = if r.prompt_versions.is_empty() {
+            None
+        } else {
+            Some(workflows_with_prompt_versions(&r.prompt_versions)?)
+        };
+        let started = Instant::now();
+        let mut verdicts = vec![];
+        let mut last = None;
+        for _ in 0..r.times.unwrap_or(1) {
+            let (report, replayed) = rp::replay_with(
+                ep.clone(),
+                &file,
+                mode,
+                target.clone(),
+                dir.as_ref().map(|d| d.path()),
+                r.model_seed,
+            )
+            .await;
+            let v = serde_json::to_value(&report).unwrap_or(Value::Null);
+            verdicts.push(v["verdict"].clone());
+            last = Some((v, replayed));
+        }
+        let (mut json, replayed) = last.ok_or("`times` must be at least 1")?;
+        json["verdicts"] = Value::Array(verdicts);
+        json["replay_of"] = json!(ep.episode_id);
+        // Performance: the replay's breakdown, and the recorded one to compare it with.
+        json["analysis"] = json!({
+            "replayed": replayed.as_ref().map(Episode::analysis),
+            "original": ep.analysis(),
+        });
+        json["episode"] = serde_json::to_value(&replayed).unwrap_or(Value::Null);
+        json["original"] = serde_json::to_value(&ep).unwrap_or(Value::Null);
+        Ok(Response {
+            status: 200,
+            headers: BTreeMap::new(),
+            json,
+            latency: started.elapsed(),
+        })
     }
 
     fn capture(&mut self, step: &Step, resp: &Response) -> Result<(), String> {
@@ -827,9 +1036,9 @@ impl<'a> Scenario<'a> {
             .iter()
             .enumerate()
             .map(|(copy, r)| {
-                let (status, response) = match r {
-                    Ok(r) => (r.status, r.json.clone()),
-                    Err(e) => (0, Value::String(e.clone())),
+                let (status, response, latency) = match r {
+                    Ok(r) => (r.status, r.json.clone(), r.latency),
+                    Err(e) => (0, Value::String(e.clone()), Duration::ZERO),
                 };
                 Exchange {
                     step: n_step,
@@ -838,6 +1047,7 @@ impl<'a> Scenario<'a> {
                     body: body.clone(),
                     status,
                     response,
+                    latency_ms: latency.as_millis() as u64,
                 }
             })
             .collect();
@@ -887,20 +1097,28 @@ impl<'a> Scenario<'a> {
             }
         }
         check_paths("json", &e.json, &r.json, self, &mut problems)?;
-        if !e.run.is_empty() || e.budget.as_ref().is_some_and(|b| b.cost_usd.is_some()) {
+        if !e.run.is_empty()
+            || e.run_from_events
+            || e.budget.as_ref().is_some_and(|b| b.cost_usd.is_some())
+        {
             let run_id = match &e.run_id {
                 Some(id) => Some(self.interp_str(id)?),
                 None => find_run_id(&r.json),
             };
             let run = match run_id {
                 Some(id) => Some(self.fetch_run(&id, creds).await?),
-                None if !e.run.is_empty() => {
+                None if !e.run.is_empty() || e.run_from_events => {
                     return Err("expect.run: the response names no run (workflow.run_id, execution.run_id, run_id or error.details[run_id]); set `run_id:`".into())
                 }
                 None => None,
             };
             if let Some(run) = &run {
                 check_paths("run", &e.run, run, self, &mut problems)?;
+                if e.run_from_events {
+                    if let Err(m) = self.rebuilt_from_events(run).await {
+                        problems.push(m);
+                    }
+                }
             }
             if let Some(cap) = e.budget.as_ref().and_then(|b| b.cost_usd) {
                 let cost = run

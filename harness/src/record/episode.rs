@@ -31,7 +31,7 @@ pub struct EpisodeSpec {
     pub source: String,
 }
 
-/// One step, in the unified vocabulary: `user_message`, `workflow_request`, `api_call`,
+/// One step, in the unified vocabulary: `user_message`, `workflow_request`, `api_call`, `replay`,
 /// `router_decision`, `model_call`, `tool_call`, `condition`, `sub_workflow`, `compensation`,
 /// `guard`, `response`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +201,7 @@ impl Episode {
             let kind = match (method, path) {
                 ("POST", "/api/v1/chat/message") => "user_message",
                 ("POST", "/api/v1/workflows/execute") => "workflow_request",
+                ("REPLAY", _) => "replay",
                 _ => "api_call",
             };
             let input = json!({"request": e.request, "body": e.body});
@@ -252,13 +253,7 @@ impl Episode {
                     outcome.into(),
                 );
             }
-            for k in ["session_id", "conversation_id"] {
-                if let Some(s) = e.response.get(k).and_then(Value::as_str) {
-                    if !sessions.iter().any(|x| x == s) {
-                        sessions.push(s.to_string());
-                    }
-                }
-            }
+            session_ids(&e.response, &mut sessions);
             let response = if e.request == "GET /metrics" {
                 // Latency histograms measure real time: the status is the behaviour.
                 Value::Null
@@ -270,7 +265,7 @@ impl Episode {
                 "response",
                 Value::Null,
                 json!({"status": e.status, "body": response}),
-                0,
+                e.latency_ms,
                 e.status.to_string(),
             );
         }
@@ -319,7 +314,7 @@ impl Episode {
                 suite: p.spec.suite.clone(),
                 title: p.spec.title.clone(),
                 file: p.spec.file.display().to_string(),
-                source: std::fs::read_to_string(&p.spec.file).unwrap_or_default(),
+                source: p.spec.source.clone(),
             },
             seed: p.seed,
             mode: p.mode.to_string(),
@@ -392,6 +387,27 @@ impl Episode {
     }
 }
 
+/// Every `session_id` or `conversation_id` in `v` (at any depth: chat answers nest them, SSE
+/// events repeat them), added to `out` once, in order.
+fn session_ids(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x.as_str()) {
+                    ("session_id" | "conversation_id", Some(s)) => {
+                        if !out.iter().any(|o| o == s) {
+                            out.push(s.to_string());
+                        }
+                    }
+                    _ => session_ids(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| session_ids(x, out)),
+        _ => {}
+    }
+}
+
 /// The transcript with the copies of each parallel step ordered by content (UUIDs masked), so that
 /// which copy ran first does not change the episode.
 fn ordered(t: &[Exchange]) -> Vec<Exchange> {
@@ -420,6 +436,42 @@ fn ordered(t: &[Exchange]) -> Vec<Exchange> {
         out.extend(group);
     }
     out
+}
+
+/// Where an episode's time went: each step's duration, the totals per step type, the slowest step
+/// (the bottleneck). Durations are what the platform's run trace reports (its clock: frozen in MOCK
+/// and GOLDEN, so 0) and, for `response` steps, the latency the harness measured around the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub total_ms: u64,
+    pub by_type: BTreeMap<String, u64>,
+    /// The slowest step (the first of equals): `{step_id, step_type, duration_ms}`.
+    pub slowest: Option<Value>,
+    pub steps: usize,
+}
+
+impl Episode {
+    /// The per-step performance breakdown of this episode.
+    pub fn analysis(&self) -> Analysis {
+        let mut by_type = BTreeMap::new();
+        for s in &self.steps {
+            *by_type.entry(s.step_type.clone()).or_insert(0) += s.duration_ms;
+        }
+        let slowest = self
+            .steps
+            .iter()
+            .fold(None::<&EpisodeStep>, |best, s| match best {
+                Some(b) if b.duration_ms >= s.duration_ms => Some(b),
+                _ => Some(s),
+            })
+            .map(|s| json!({"step_id": s.step_id, "step_type": s.step_type, "duration_ms": s.duration_ms}));
+        Analysis {
+            total_ms: self.steps.iter().map(|s| s.duration_ms).sum(),
+            by_type,
+            slowest,
+            steps: self.steps.len(),
+        }
+    }
 }
 
 /// One difference between two episodes.
@@ -557,6 +609,38 @@ mod tests {
         assert_eq!(
             canonical(&v),
             json!({"run_id": "[UUID]", "note": "at [TIMESTAMP]", "n": 3})
+        );
+    }
+
+    #[test]
+    fn analysis_sums_by_type_and_names_the_first_slowest_step() {
+        let step = |id: &str, t: &str, ms: u64| EpisodeStep {
+            step_id: id.into(),
+            step_type: t.into(),
+            input: Value::Null,
+            output: Value::Null,
+            duration_ms: ms,
+            outcome: "ok".into(),
+        };
+        let mut ep: Episode = serde_json::from_value(json!({
+            "format": 1, "episode_id": "X@1", "spec": {"id": "X", "suite": "s", "title": "t", "file": "f", "source": ""},
+            "seed": 1, "mode": "mock", "status": "completed", "tenants": {}, "sessions": [], "versions": {},
+            "workflows": [], "steps": [], "final_output": null, "audit_trail": [], "success_count": 0,
+            "failure_count": 0, "model_calls": []
+        }))
+        .expect("a minimal episode");
+        ep.steps = vec![
+            step("1.0.1", "user_message", 0),
+            step("1.0.2", "tool_call", 7),
+            step("1.0.3", "response", 12),
+            step("2.0.1", "response", 12),
+        ];
+        let a = ep.analysis();
+        assert_eq!(a.total_ms, 31);
+        assert_eq!(a.by_type["response"], 24);
+        assert_eq!(
+            a.slowest,
+            Some(json!({"step_id": "1.0.3", "step_type": "response", "duration_ms": 12}))
         );
     }
 

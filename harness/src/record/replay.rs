@@ -81,6 +81,21 @@ pub async fn replay(
     target: TargetSpec,
     workflows_dir: Option<&Path>,
 ) -> Report {
+    replay_with(ep, file, mode, target, workflows_dir, None)
+        .await
+        .0
+}
+
+/// [`replay`], optionally answering with the scripted model of `model_seed` instead of the recorded
+/// calls; also returns the replayed episode.
+pub async fn replay_with(
+    ep: Episode,
+    file: &Path,
+    mode: ReplayMode,
+    target: TargetSpec,
+    workflows_dir: Option<&Path>,
+    model_seed: Option<u64>,
+) -> (Report, Option<Episode>) {
     let episode_id = ep.episode_id.clone();
     let report = |verdict| Report {
         file: file.to_path_buf(),
@@ -91,9 +106,12 @@ pub async fn replay(
         Ok(s) => s,
         Err(errs) => {
             let why: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-            return report(Verdict::ReplayFailed {
-                reason: format!("the episode's spec does not load: {}", why.join("; ")),
-            });
+            return (
+                report(Verdict::ReplayFailed {
+                    reason: format!("the episode's spec does not load: {}", why.join("; ")),
+                }),
+                None,
+            );
         }
     };
     let ep = Arc::new(ep);
@@ -102,54 +120,76 @@ pub async fn replay(
         target,
         record_episodes: true,
         workflows_dir: workflows_dir.map(Path::to_path_buf),
-        model: match mode {
-            ReplayMode::Exact => ModelPlan::Replay(Arc::new(CassetteSet::from_cassettes(
+        model: match (mode, model_seed) {
+            (_, Some(s)) => ModelPlan::ScriptedSeed(s),
+            (ReplayMode::Exact, None) => ModelPlan::Replay(Arc::new(CassetteSet::from_cassettes(
                 &format!("episode {}", file.display()),
                 ep.model_calls.iter().cloned(),
             ))),
-            ReplayMode::Similar => ModelPlan::Scripted,
+            (ReplayMode::Similar, None) => ModelPlan::Scripted,
         },
         ..RunConfig::mock(ep.seed)
     };
-    let outcome = runner::run_spec(&spec, &cfg).await;
+    // Boxed: a replay step of a spec runs a spec itself.
+    let outcome = Box::pin(runner::run_spec(&spec, &cfg)).await;
     let Some(replayed) = outcome.episode else {
-        return report(Verdict::ReplayFailed {
-            reason: outcome
-                .skip_reason
-                .or(outcome.failure.map(|f| f.to_string()))
-                .unwrap_or_else(|| "the replay recorded nothing".into()),
-        });
+        return (
+            report(Verdict::ReplayFailed {
+                reason: outcome
+                    .skip_reason
+                    .or(outcome.failure.map(|f| f.to_string()))
+                    .unwrap_or_else(|| "the replay recorded nothing".into()),
+            }),
+            None,
+        );
     };
+    let verdict = verdict_of(
+        &ep,
+        &replayed,
+        outcome.status,
+        outcome.failure.as_ref(),
+        mode,
+    );
+    (report(verdict), Some(replayed))
+}
+
+fn verdict_of(
+    ep: &Episode,
+    replayed: &Episode,
+    status: Status,
+    failure: Option<&runner::Failure>,
+    mode: ReplayMode,
+) -> Verdict {
     if mode == ReplayMode::Exact {
         // Versions are read after the run (reading them before would shift the platform's seeded
         // id sequence, which also numbers requests).
-        let differ = version_mismatches(&ep, &replayed.versions);
+        let differ = version_mismatches(ep, &replayed.versions);
         if !differ.is_empty() {
-            return report(Verdict::ReplayFailed {
+            return Verdict::ReplayFailed {
                 reason: format!(
                     "the platform's versions differ from the episode's:\n  {}",
                     differ.join("\n  ")
                 ),
-            });
+            };
         }
     }
-    if outcome.status == Status::Failed {
-        if let Some(f) = &outcome.failure {
+    if status == Status::Failed {
+        if let Some(f) = failure {
             let m = &f.message;
-            if m.starts_with("replay_failed") || m.contains("no cassette for model request") {
-                return report(Verdict::ReplayFailed {
+            if m.contains("no cassette for model request") {
+                return Verdict::ReplayFailed {
                     reason: format!("{}\n{m}", f.location),
-                });
+                };
             }
         }
     }
     match mode {
         ReplayMode::Exact => {
-            let differences = compare(&ep, &replayed);
+            let differences = compare(ep, replayed);
             if differences.is_empty() {
-                report(Verdict::Identical)
+                Verdict::Identical
             } else {
-                report(Verdict::Different { differences })
+                Verdict::Different { differences }
             }
         }
         ReplayMode::Similar => {
@@ -172,7 +212,7 @@ pub async fn replay(
             } else {
                 steps.iter().map(|(_, s)| s).sum::<f64>() / steps.len() as f64
             };
-            report(Verdict::Similar { score, steps })
+            Verdict::Similar { score, steps }
         }
     }
 }

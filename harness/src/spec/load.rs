@@ -93,6 +93,7 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
     serde_norway::from_str::<serde_norway::Value>(text).map_err(yaml_error)?;
     let mut spec: Spec = serde_norway::from_str(text).map_err(yaml_error)?;
     spec.file = file.to_path_buf();
+    spec.source = text.to_string();
     spec.step_lines = step_lines(text);
     let mut errors = vec![];
     let step_lines = spec.step_lines.clone();
@@ -211,7 +212,11 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
         let at = |needle: &str| line_within(text, needle, line, next).unwrap_or(line);
         if let Some(a) = &step.actor {
             check_actor(a, at("as:"), &mut errors);
-        } else if spec.actor.is_none() && step.fault.is_none() && step.advance_clock_ms.is_none() {
+        } else if spec.actor.is_none()
+            && step.fault.is_none()
+            && step.advance_clock_ms.is_none()
+            && step.replay.is_none()
+        {
             errors.push(err(line, "the step has no `as:` and the spec has no default `as:`; say who sends it (`as: {anonymous: true}` for nobody)".into()));
         }
         validate_step(step, &at, &mut errors, &err, &aliases);
@@ -235,7 +240,7 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
@@ -345,6 +350,20 @@ fn validate_step(
             errors.push(err(at(name), format!("capture `{name}`: bad path {m}")));
         }
     }
+    if let Some(r) = &step.replay {
+        if r.episode.is_empty() || r.episode.contains("..") {
+            errors.push(err(
+                at("episode"),
+                "`episode` names a file under golden/episodes/".into(),
+            ));
+        }
+        if !matches!(r.mode.as_deref(), None | Some("exact") | Some("similar")) {
+            errors.push(err(at("mode"), "replay `mode` is exact or similar".into()));
+        }
+        if r.times == Some(0) {
+            errors.push(err(at("times"), "`times` must be at least 1".into()));
+        }
+    }
     if step.parallel == Some(0) {
         errors.push(err(at("parallel"), "`parallel` must be at least 1".into()));
     }
@@ -365,6 +384,7 @@ impl Step {
             (self.workflow.is_some(), "workflow"),
             (self.fault.is_some(), "fault"),
             (self.advance_clock_ms.is_some(), "advance_clock_ms"),
+            (self.replay.is_some(), "replay"),
         ] {
             if set {
                 a.push(name);

@@ -78,6 +78,9 @@ pub struct Spec {
     /// 1-based line of `fixtures:` (of the file's start when absent): where setup failures point.
     #[serde(skip)]
     pub setup_line: usize,
+    /// The YAML it was loaded from (episodes embed it, so that they replay on their own).
+    #[serde(skip)]
+    pub source: String,
 }
 
 impl Spec {
@@ -155,6 +158,8 @@ pub struct Step {
     /// Moves the target's frozen clock forward by this many milliseconds (past a rate-limit
     /// window, a token's expiry), through the operator surface.
     pub advance_clock_ms: Option<u64>,
+    /// Replay a recorded episode; the step's response is the replay's report.
+    pub replay: Option<ReplayStep>,
     /// JSON body (for `post`/`put`/`patch`; merged over the generated body of `chat`/`workflow`).
     pub body: Option<Value>,
     /// A body sent byte for byte (malformed JSON, oversized input).
@@ -185,6 +190,27 @@ pub struct WorkflowCall {
 }
 
 /// A tool fault: `always_fail`, `{fail_times: n}`, `{delay_ms: n}` or `none`.
+/// Replays a recorded episode (`golden/episodes/<episode>`) through a fresh platform; the step's
+/// response is the replay's report: `{verdict, reason, differences, score, steps, verdicts,
+/// replay_of, episode, original}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayStep {
+    /// The episode file, relative to `golden/episodes/`.
+    pub episode: String,
+    /// exact (default) or similar.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Replay this many times (`verdicts` lists each; `verdict` is the last).
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Workflow id -> a prompt version to give it in a copy of the workflows the platform loads.
+    #[serde(default)]
+    pub prompt_versions: BTreeMap<String, String>,
+    /// Answer with the scripted model of this seed instead of the recorded model calls.
+    pub model_seed: Option<u64>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultStep {
@@ -248,6 +274,10 @@ pub struct Expect {
     pub budget: Option<Budget>,
     /// The response must equal a golden snapshot: `golden: NAME` or `golden: {name, redact: [paths]}`.
     pub golden: Option<GoldenExpect>,
+    /// Rebuild the step's run from its events alone (workflow, tool and compensation events) and
+    /// require it to agree with the stored run (`GET /api/v1/runs/{id}`).
+    #[serde(default)]
+    pub run_from_events: bool,
 }
 
 /// An event the bus must carry.

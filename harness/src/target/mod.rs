@@ -27,6 +27,8 @@ pub enum ModelPlan {
     Replay(Arc<CassetteSet>),
     /// The scripted model, each exchange written to this directory as a cassette (`harness record`).
     Record(PathBuf),
+    /// The scripted model of another seed (a replay whose model has changed).
+    ScriptedSeed(u64),
 }
 
 impl std::fmt::Debug for ModelPlan {
@@ -35,6 +37,7 @@ impl std::fmt::Debug for ModelPlan {
             ModelPlan::Scripted => f.write_str("scripted"),
             ModelPlan::Replay(s) => write!(f, "cassettes from {} ({} recorded)", s.source, s.len()),
             ModelPlan::Record(d) => write!(f, "scripted, recording to {}", d.display()),
+            ModelPlan::ScriptedSeed(s) => write!(f, "scripted with seed {s}"),
         }
     }
 }
@@ -51,6 +54,10 @@ impl ModelPlan {
             ModelPlan::Record(dir) => CassetteMode::Record {
                 inner: scripted(),
                 dir: Some(dir.clone()),
+            },
+            ModelPlan::ScriptedSeed(s) => CassetteMode::Record {
+                inner: Arc::new(ScriptedLlm::new(*s)),
+                dir: None,
             },
         }))
     }

@@ -459,8 +459,9 @@ impl CassetteSet {
     }
 }
 
-/// Writes `c` as `{dir}/{key}.json`, unless the same exchange is already there (so re-recording an
-/// unchanged exchange leaves the file alone). Returns whether it wrote.
+/// Writes `c` as `{dir}/{key}.json`, unless the same exchange is already there (the same request,
+/// model and answer; chunk timings aside), so re-recording an unchanged exchange leaves the file
+/// alone. Returns whether it wrote.
 pub fn write_cassette(dir: &Path, c: &Cassette) -> Result<bool, CassetteError> {
     let file = dir.join(format!("{}.json", c.body.key));
     let err = |e: String| CassetteError::Write {
@@ -469,8 +470,13 @@ pub fn write_cassette(dir: &Path, c: &Cassette) -> Result<bool, CassetteError> {
     };
     if let Ok(s) = std::fs::read_to_string(&file) {
         if let Ok(old) = serde_json::from_str::<Cassette>(&s) {
+            // Chunk timings are measured, so they differ run to run: only what was said counts.
+            let said = |r: &RecordedResponse| {
+                let chunks: Vec<&str> = r.chunks.iter().map(|c| c.text.as_str()).collect();
+                (r.text.clone(), chunks.join("\u{1}"), r.usage)
+            };
             if old.intact()
-                && old.body.response == c.body.response
+                && said(&old.body.response) == said(&c.body.response)
                 && old.body.request == c.body.request
                 && old.body.model == c.body.model
             {

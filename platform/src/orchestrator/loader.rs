@@ -69,6 +69,16 @@ const SHIPPED_OVERLAYS: [(&str, &str); 1] = [(
     include_str!("../../workflows/tenants/globex.yaml"),
 )];
 
+/// The shipped workflow files (overlays under `tenants/`), as `(relative path, YAML)`: what a
+/// `workflows_dir` starts from (the harness writes a copy to replay against changed versions).
+pub fn shipped_files() -> Vec<(String, String)> {
+    SHIPPED
+        .iter()
+        .chain(SHIPPED_OVERLAYS.iter())
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect()
+}
+
 /// A tenant overlay: workflows to disable and deep-merge patches by workflow id.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
