@@ -292,3 +292,79 @@ async fn an_api_key_issued_to_one_tenant_is_refused_for_another() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["tenant_id"], "initech");
 }
+
+#[tokio::test]
+async fn versions_and_the_tenant_record_say_what_answered_and_what_ran() {
+    let s = start_with(operator_cfg(false)).await;
+    let bob = s.token("acme", "bob", "user");
+    // What answers the caller's tenant: reading it is not metered.
+    let r = s.get("/api/v1/versions", &bob).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["workflows"]["faq"]["version"], "1.0.0");
+    assert_eq!(r.body["workflows"]["faq"]["prompt_version"], "1");
+    assert_eq!(r.body["models"]["SLM_A"], "scripted-slm_a");
+    assert_eq!(
+        r.body["tools"]["kb.search"].as_str().map(str::len),
+        Some(12)
+    );
+    assert_eq!(r.body["router"].as_str().map(str::len), Some(12));
+    // One metered read after it: once that one is counted, the count says whether the versions
+    // read was (the projector applies events in order).
+    assert_eq!(s.get("/api/v1/products", &bob).await.status, 200);
+    let acme = platform::domain::TenantId::parse("acme").unwrap();
+    let period = platform::metering::period_of(s.app.clock.now());
+    common::eventually("the products read metered", || async {
+        s.store.usage(&acme, &period).await.unwrap().requests >= 1
+    })
+    .await;
+    assert_eq!(s.store.usage(&acme, &period).await.unwrap().requests, 1);
+    let ran = s.chat(&bob, "How do I reset my password?").await;
+    assert_eq!(ran.status, 200, "{}", ran.text);
+    let run_id = ran.body["workflow"]["run_id"].as_str().unwrap().to_string();
+
+    let path = format!("/api/v1/operator/tenants/acme/record?runs={run_id},not-a-run");
+    // Guarded like the rest of the surface.
+    assert_eq!(op(&s, Method::GET, &path, None, None).await.status, 401);
+    assert_eq!(
+        op(&s, Method::GET, &path, Some("wrong"), None).await.status,
+        401
+    );
+    let r = op(&s, Method::GET, &path, Some("op-secret"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(r.body["runs"][0]["workflow_id"], "customer_support");
+    assert_eq!(r.body["missing"], json!(["not-a-run"]));
+    assert_eq!(
+        r.body["versions"]["workflows"]["faq"]["prompt_version"],
+        "1"
+    );
+    assert!(r.body["audit"].is_array());
+    // Another tenant's run is not in this tenant's record.
+    let r = op(
+        &s,
+        Method::GET,
+        &format!("/api/v1/operator/tenants/globex/record?runs={run_id}"),
+        Some("op-secret"),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["runs"], json!([]));
+    assert_eq!(r.body["missing"], json!([run_id]));
+    let r = op(
+        &s,
+        Method::GET,
+        "/api/v1/operator/tenants/nobody/record",
+        Some("op-secret"),
+        None,
+    )
+    .await;
+    assert_eq!(r.outcome(), (404, "NOT_FOUND"));
+    // Off entirely without an operator key.
+    let plain = start().await;
+    assert_eq!(
+        op(&plain, Method::GET, &path, Some("op-secret"), None)
+            .await
+            .status,
+        404
+    );
+}
