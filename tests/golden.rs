@@ -156,29 +156,15 @@ fn a_changed_prompt_version_fails_the_replay_naming_the_workflow() {
     let f = root().join("golden/episodes/e2e/E2E-01.json");
     let ep = Episode::read(&f).expect("the FAQ episode");
     assert!(ep.workflows.contains("faq"), "{:?}", ep.workflows);
-    let dir = std::env::temp_dir().join(format!("workflows-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for e in std::fs::read_dir(root().join("platform/workflows")).expect("workflows") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let mut text = std::fs::read_to_string(&p).expect("readable");
-            if p.file_stem().is_some_and(|s| s == "faq") {
-                assert!(!text.contains("prompt_version"), "faq.yaml now sets one");
-                text = text.replacen(
-                    "version: \"1.0.0\"\n",
-                    "version: \"1.0.0\"\nprompt_version: \"2\"\n",
-                    1,
-                );
-            }
-            std::fs::write(dir.join(p.file_name().expect("name")), text).expect("written");
-        }
-    }
+    let bumped: std::collections::BTreeMap<String, String> =
+        [("faq".to_string(), "2".to_string())].into();
+    let dir = runner::workflows_with_prompt_versions(&bumped).expect("a workflows copy");
     let r = rt().block_on(replay::replay(
         ep.clone(),
         &f,
         ReplayMode::Exact,
         TargetSpec::Mock,
-        Some(&dir),
+        Some(dir.path()),
     ));
     match r.verdict {
         Verdict::ReplayFailed { reason } => {
@@ -189,21 +175,18 @@ fn a_changed_prompt_version_fails_the_replay_naming_the_workflow() {
         }
         other => panic!("expected replay_failed, got {other:?}"),
     }
-    // The unchanged copy of the workflows replays identically: only the version made the difference.
-    std::fs::write(
-        dir.join("faq.yaml"),
-        std::fs::read_to_string(root().join("platform/workflows/faq.yaml")).expect("faq"),
-    )
-    .expect("restored");
+    // The same copy without the bump replays identically: only the version made the difference.
+    let same =
+        runner::workflows_with_prompt_versions(&[("faq".to_string(), "1".to_string())].into())
+            .expect("a workflows copy");
     let r = rt().block_on(replay::replay(
         ep,
         &f,
         ReplayMode::Exact,
         TargetSpec::Mock,
-        Some(&dir),
+        Some(same.path()),
     ));
     assert!(matches!(r.verdict, Verdict::Identical), "{:?}", r.verdict);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

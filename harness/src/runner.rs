@@ -202,8 +202,9 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     o
 }
 
-/// A temporary copy of the shipped workflows with the given prompt versions (removed on drop).
-fn workflows_with_prompt_versions(
+/// A temporary copy of the shipped workflows with the given prompt versions (removed on drop): a
+/// `workflows_dir` for a platform whose prompts changed since an episode was recorded.
+pub fn workflows_with_prompt_versions(
     versions: &BTreeMap<String, String>,
 ) -> Result<tempfile::TempDir, String> {
     let dir = tempfile::Builder::new()
