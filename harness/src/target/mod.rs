@@ -13,6 +13,7 @@ use platform::llm::Llm;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// Where an in-process platform's model answers come from. Every in-process platform's model sits
 /// behind a [`CassetteLlm`], so that the exchanges of a scenario are known (they go into its
@@ -62,8 +63,6 @@ impl ModelPlan {
         }))
     }
 }
-use tokio::sync::oneshot;
-
 /// Where specs run.
 #[derive(Clone)]
 pub enum TargetSpec {
