@@ -141,13 +141,9 @@ fn template_text(text: &str, b: &mut Bindings) -> String {
 
 /// `text` with every secret (canary, bearer token, JWT, API key) replaced by `[SECRET]` and every
 /// personal value (e-mail, SSN, card, phone) by `[REDACTED]`: for whatever is written down beside
-/// cassettes (episodes) and cannot be templated.
+/// cassettes (episodes) and cannot be templated, and for the sensitive values left in a recorded
+/// answer that its request did not bind.
 pub fn redact_sensitive(text: &str) -> String {
-    redact_unbound(text)
-}
-
-/// Sensitive values left in a recorded answer that the request did not bind: never written.
-fn redact_unbound(text: &str) -> String {
     // UUIDs and timestamps are neither secret nor personal, and their digit groups must not be
     // taken for phone numbers: only the text between them is redacted.
     static KEEP: LazyLock<Regex> = LazyLock::new(|| {
@@ -587,7 +583,7 @@ impl Llm for CassetteLlm {
                 let started = Instant::now();
                 let resp = inner.complete(req).await?;
                 let at_ms = started.elapsed().as_millis() as u64;
-                let scrub = |s: &str| redact_unbound(&t.bindings.hide(s));
+                let scrub = |s: &str| redact_sensitive(&t.bindings.hide(s));
                 let c = Cassette::seal(CassetteBody {
                     key: t.key.clone(),
                     normalizer_version: NORMALIZER_VERSION,
