@@ -123,6 +123,9 @@ pub enum StartError {
     Backend(String),
 }
 
+/// Mixed into the id seed for the request-id stream, so the two streams never coincide.
+const REQUEST_ID_STREAM: u64 = 0x7265_7175_6573_7473;
+
 /// A running platform: its configuration, ports and engine.
 pub struct App {
     pub cfg: Arc<Config>,
@@ -131,6 +134,10 @@ pub struct App {
     pub kv: Arc<dyn Kv>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<Ids>,
+    /// Request ids come from their own stream: how often a client polls (the harness waiting for
+    /// an event, a health check, a metrics scrape) must not shift the ids of orders, tickets and
+    /// messages, or a recorded episode would not replay identically under another load.
+    pub request_ids: Arc<Ids>,
     pub engine: Arc<Engine>,
     pub tools: Arc<Registry>,
     pub metrics: Arc<Metrics>,
@@ -165,6 +172,10 @@ impl App {
             Some(seed) => Ids::seeded(seed),
             None => Ids::from_entropy(),
         });
+        let request_ids = Arc::new(match cfg.id_seed {
+            Some(seed) => Ids::seeded(seed ^ REQUEST_ID_STREAM),
+            None => Ids::from_entropy(),
+        });
         let metrics = Arc::new(Metrics::default());
         // Consume before anything publishes, so the projector misses nothing.
         let projector = crate::metering::start_projector(b.bus.as_ref(), b.store.clone())
@@ -194,6 +205,7 @@ impl App {
             kv: b.kv,
             clock: b.clock,
             ids,
+            request_ids,
             engine,
             tools,
             metrics,

@@ -539,3 +539,34 @@ async fn usage_and_analytics_are_built_from_events() {
         .body;
     assert_eq!(g["tokens"], 0);
 }
+
+/// Business ids (tickets, messages, runs) depend on the seed and on what happened, never on how
+/// often a client polled in between: otherwise a recorded episode would not replay identically on
+/// a busier machine, where the harness waits for an event with one more poll.
+#[tokio::test]
+async fn polling_between_journeys_does_not_shift_business_ids() {
+    async fn second_ticket(polls: usize) -> String {
+        let s = common::start_with(platform::config::Config {
+            id_seed: Some(7),
+            ..common::test_config()
+        })
+        .await;
+        let bob = s.token("acme", "bob", "user");
+        let open = json!({"subject": "Charged twice", "description": "twice", "priority": "high"});
+        let first = s.post("/api/v1/tickets", &bob, open.clone()).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        for _ in 0..polls {
+            assert_eq!(s.get("/healthz", &bob).await.status, 200);
+            s.get("/api/v1/outbox", &bob).await;
+        }
+        let second = s.post("/api/v1/tickets", &bob, open).await;
+        assert_eq!(second.status, 201, "{}", second.text);
+        second.body["ticket_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    let quiet = second_ticket(0).await;
+    assert!(quiet.starts_with("TCK-"), "{quiet}");
+    assert_eq!(second_ticket(3).await, quiet);
+}

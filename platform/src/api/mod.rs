@@ -97,7 +97,7 @@ async fn request_context(State(app): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .filter(|s| valid_request_id(s))
         .map(str::to_string)
-        .unwrap_or_else(|| app.ids.uuid().to_string());
+        .unwrap_or_else(|| app.request_ids.uuid().to_string());
     let route = req
         .extensions()
         .get::<MatchedPath>()
