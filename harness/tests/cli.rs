@@ -143,8 +143,11 @@ async fn a_running_deployment_is_reached_with_target_and_its_operator_key() {
     let cfg = platform::config::Config {
         operator_key: Some("ops-key".into()),
         fault_injection: true,
-        retry_base_ms: 1,
-        retry_cap_ms: 5,
+        resilience: platform::resilience::ResilienceConfig {
+            retry_base_ms: 1,
+            retry_cap_ms: 5,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let backends = platform::app::Backends::embedded(&cfg);

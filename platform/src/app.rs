@@ -144,6 +144,8 @@ pub struct App {
     pub seeded: Seeded,
     /// The operator's numbered window of recent events; only when the operator surface is on.
     pub events: Option<Arc<crate::bus::tap::EventTap>>,
+    /// Results of requests sent with an `Idempotency-Key`.
+    pub idempotency: crate::resilience::idempotency::Idempotency,
     /// Background consumers of this instance, stopped when it is dropped.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -163,7 +165,24 @@ impl App {
     /// Validates the workflows, seeds the demo data and starts the metering projector.
     pub async fn start(cfg: Config, b: Backends) -> Result<AppState, StartError> {
         let cfg = Arc::new(cfg);
-        let tools = Arc::new(Registry::builtin(&cfg));
+        let metrics = Arc::new(Metrics::default());
+        let resilience = Arc::new(crate::resilience::Resilience::new(
+            cfg.resilience.clone(),
+            cfg.seed,
+            b.clock.clone(),
+            metrics.clone(),
+        ));
+        let idempotency = crate::resilience::idempotency::Idempotency::new(
+            b.kv.clone(),
+            b.clock.clone(),
+            std::time::Duration::from_secs(cfg.idempotency_ttl_secs.max(1) as u64),
+            std::time::Duration::from_millis(cfg.idempotency_wait_ms),
+        );
+        let tools = Arc::new(Registry::builtin(
+            resilience.clone(),
+            Some(idempotency.clone()),
+            metrics.clone(),
+        ));
         let catalog = Catalog::load(
             cfg.workflows_dir.as_deref().map(PathBuf::from).as_deref(),
             &tools,
@@ -176,7 +195,6 @@ impl App {
             Some(seed) => Ids::seeded(seed ^ REQUEST_ID_STREAM),
             None => Ids::from_entropy(),
         });
-        let metrics = Arc::new(Metrics::default());
         // Consume before anything publishes, so the projector misses nothing.
         let projector = crate::metering::start_projector(b.bus.as_ref(), b.store.clone())
             .await
@@ -197,7 +215,28 @@ impl App {
             ids: ids.clone(),
             cfg: cfg.clone(),
             metrics: metrics.clone(),
+            resilience,
+            workers: crate::orchestrator::executor::Workers::named(format!(
+                "worker-{}",
+                Ids::from_entropy().token_hex(4)
+            )),
         });
+        // Sagas abandoned by a worker that died are resumed at start-up and on each sweep.
+        let recovery = {
+            let (engine, every) = (engine.clone(), cfg.saga.sweep_ms);
+            tokio::spawn(async move {
+                loop {
+                    let n = engine.recover().await;
+                    if n > 0 {
+                        tracing::warn!(resumed = n, "resumed abandoned sagas");
+                    }
+                    if every == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(every)).await;
+                }
+            })
+        };
         Ok(Arc::new(App {
             cfg,
             store: b.store,
@@ -211,8 +250,19 @@ impl App {
             metrics,
             seeded,
             events,
-            tasks: vec![projector],
+            idempotency,
+            tasks: vec![projector, recovery],
         }))
+    }
+
+    /// Stops this instance as a crash would, for chaos and restart tests: runs in flight are
+    /// aborted where they stand (their checkpoints stay for another instance to resume), no new
+    /// run starts, and the background consumers stop. The HTTP server is the caller's to stop.
+    pub fn halt(&self) {
+        self.engine.halt();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 
     /// Publishes an event outside a workflow run (the engine publishes its own). A publish failure

@@ -37,12 +37,12 @@ pub struct Config {
     pub manual_review_above_cents: i64,
     /// Card tokens that the embedded payment adapter declines.
     pub declined_card_tokens: Vec<String>,
-    /// Retry backoff of tool calls and compensations: base and cap in milliseconds.
-    pub retry_base_ms: u64,
-    pub retry_cap_ms: u64,
-    /// Timeout of one model call and how many times a failed call is retried.
-    pub model_timeout_ms: u64,
-    pub model_retries: u32,
+    /// Timeouts, retries, breakers and bulkheads of every upstream (database, model, tools,
+    /// compensations): presets and per-upstream overrides.
+    pub resilience: crate::resilience::ResilienceConfig,
+    /// Durable sagas: how long a worker's claim on a running saga lasts without a checkpoint,
+    /// and how often a worker looks for sagas whose claim has lapsed (to resume them).
+    pub saga: SagaConfig,
     /// How long idempotency records are kept, and how long a duplicate waits for the first request.
     pub idempotency_ttl_secs: i64,
     pub idempotency_wait_ms: u64,
@@ -186,6 +186,26 @@ fn default_concurrency() -> u32 {
     20
 }
 
+/// When an unfinished saga counts as abandoned by its worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SagaConfig {
+    /// A running saga's claim lasts this long past its last checkpoint; after it, any worker may
+    /// resume the saga. Longer than the slowest step (tool timeout x attempts).
+    pub lease_ms: u64,
+    /// How often a worker looks for abandoned sagas (and once at start-up). 0: only at start-up.
+    pub sweep_ms: u64,
+}
+
+impl Default for SagaConfig {
+    fn default() -> Self {
+        Self {
+            lease_ms: 120_000,
+            sweep_ms: 30_000,
+        }
+    }
+}
+
 /// Per-run limits; exceeding one ends the run (`TIMEOUT` for wall time).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -253,10 +273,8 @@ impl Default for Config {
             canary_share: BTreeMap::new(),
             manual_review_above_cents: 100_000,
             declined_card_tokens: vec!["tok_declined".into()],
-            retry_base_ms: 100,
-            retry_cap_ms: 2_000,
-            model_timeout_ms: 10_000,
-            model_retries: 1,
+            resilience: Default::default(),
+            saga: SagaConfig::default(),
             idempotency_ttl_secs: 3600,
             idempotency_wait_ms: 5_000,
             run_budget: RunBudget::default(),

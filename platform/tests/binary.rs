@@ -126,10 +126,11 @@ async fn a_request_in_flight_at_shutdown_still_gets_its_answer() {
     let server = tokio::spawn(s.app.clone().serve(listener, async move {
         let _ = stop_rx.await;
     }));
-    s.app.tools.inject_fault(
+    s.app.tools.set_fault(
+        None,
         "kb.search",
         FaultPoint::Call,
-        Fault::Delay(Duration::from_millis(400)),
+        Some(Fault::Delay(Duration::from_millis(400))),
     );
     let token = s.token("acme", "bob", "user");
     let slow = tokio::spawn(async move {

@@ -606,10 +606,11 @@ async fn a_run_past_its_deadline_is_a_504_timeout() {
     let mut cfg = test_config();
     cfg.run_budget.timeout_ms = 200;
     let s = start_with(cfg).await;
-    s.app.tools.inject_fault(
+    s.app.tools.set_fault(
+        None,
         "order.lookup",
         FaultPoint::Call,
-        Fault::Delay(std::time::Duration::from_secs(2)),
+        Some(Fault::Delay(std::time::Duration::from_secs(2))),
     );
     let r = s
         .chat(

@@ -26,9 +26,12 @@ async fn each_failing_step_compensates_the_completed_ones_in_reverse() {
         let s = start().await;
         let bob = s.token("acme", "bob", "user");
         let stock = s.stock(&bob, "SKU-WIDGET").await;
-        s.app
-            .tools
-            .inject_fault(failing_tool, FaultPoint::Call, Fault::AlwaysFail);
+        s.app.tools.set_fault(
+            None,
+            failing_tool,
+            FaultPoint::Call,
+            Some(Fault::transient(None)),
+        );
         let r = s.post("/api/v1/orders", &bob, order_body()).await;
         assert_eq!(
             r.outcome(),
@@ -179,9 +182,12 @@ async fn unknown_sku_and_missing_stock_fail_before_any_effect() {
 async fn a_transient_failure_is_retried_and_the_order_completes_once() {
     let s = start().await;
     let bob = s.token("acme", "bob", "user");
-    s.app
-        .tools
-        .inject_fault("payment.authorize", FaultPoint::Call, Fault::FailTimes(2));
+    s.app.tools.set_fault(
+        None,
+        "payment.authorize",
+        FaultPoint::Call,
+        Some(Fault::transient(Some(2))),
+    );
     let r = s.post("/api/v1/orders", &bob, order_body()).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let events = s.events_of(r.body["run_id"].as_str().unwrap());
@@ -196,13 +202,17 @@ async fn a_transient_failure_is_retried_and_the_order_completes_once() {
 async fn a_failing_compensation_ends_compensation_failed_and_is_dead_lettered() {
     let s = start().await;
     let bob = s.token("acme", "bob", "user");
-    s.app
-        .tools
-        .inject_fault("order.create", FaultPoint::Call, Fault::AlwaysFail);
-    s.app.tools.inject_fault(
+    s.app.tools.set_fault(
+        None,
+        "order.create",
+        FaultPoint::Call,
+        Some(Fault::transient(None)),
+    );
+    s.app.tools.set_fault(
+        None,
         "payment.authorize",
         FaultPoint::Compensate,
-        Fault::AlwaysFail,
+        Some(Fault::transient(None)),
     );
     let r = s.post("/api/v1/orders", &bob, order_body()).await;
     assert_eq!(r.code(), "WORKFLOW_EXECUTION_FAILED");
@@ -246,9 +256,12 @@ async fn a_failing_compensation_ends_compensation_failed_and_is_dead_lettered() 
 async fn compensation_can_be_switched_off_per_execution() {
     let s = start().await;
     let bob = s.token("acme", "bob", "user");
-    s.app
-        .tools
-        .inject_fault("email.send", FaultPoint::Call, Fault::AlwaysFail);
+    s.app.tools.set_fault(
+        None,
+        "email.send",
+        FaultPoint::Call,
+        Some(Fault::transient(None)),
+    );
     let r = s.post("/api/v1/workflows/execute", &bob, json!({"workflow_id": "create_order",
         "parameters": {"items": [{"sku": "SKU-WIDGET", "quantity": 1}], "payment": {"method": "card"}},
         "options": {"compensation_enabled": false}})).await;

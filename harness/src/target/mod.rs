@@ -184,8 +184,11 @@ pub fn mock_config(seed: u64) -> Config {
         id_seed: Some(seed),
         operator_key: Some(format!("mock-operator-{seed}")),
         fault_injection: true,
-        retry_base_ms: 2,
-        retry_cap_ms: 20,
+        resilience: platform::resilience::ResilienceConfig {
+            retry_base_ms: 2,
+            retry_cap_ms: 20,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -1,16 +1,16 @@
 //! `Idempotency-Key` on POSTs with side effects (DESIGN.md, "Idempotency"): the same key and body get
 //! the same response from one execution, also for concurrent duplicates (they wait for the first);
 //! the same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`. A request that ends in an error
-//! releases its key, so the client may retry it.
+//! releases its key, so the client may retry it. The mechanism is the resilience layer's
+//! [`Idempotency`](crate::resilience::idempotency::Idempotency); this is its HTTP face.
 
 use super::error::{ApiError, Code};
 use super::extract::Caller;
 use crate::app::App;
+use crate::resilience::idempotency::{fingerprint, IdempotencyError, Served};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Duration;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::future::Future;
 
 fn valid_key(k: &str) -> bool {
@@ -53,57 +53,41 @@ where
             "must be 1 to 128 characters of letters, digits, `_`, `.`, `:` or `-`",
         )
     })?;
-    let fingerprint = hex::encode(Sha256::digest(format!("{route}\n{body}").as_bytes()));
+    let print = fingerprint(&[&json!(route), body]);
     let kv_key = format!("idem:{}:{key}", caller.tenant.id);
-    let ttl = Duration::seconds(app.cfg.idempotency_ttl_secs);
-    let pending = json!({"state": "pending", "fingerprint": fingerprint}).to_string();
-    let mut waited_ms = 0u64;
-    loop {
-        if app
-            .kv
-            .put_if_absent(&kv_key, &pending, ttl, app.clock.now())
-            .await?
-        {
-            return match work().await {
-                Ok((status, out)) => {
-                    let rec = json!({"state": "done", "fingerprint": fingerprint, "status": status.as_u16(), "body": out});
-                    app.kv
-                        .set(&kv_key, &rec.to_string(), ttl, app.clock.now())
-                        .await?;
-                    Ok(respond(status, out, false))
-                }
-                Err(e) => {
-                    app.kv.delete(&kv_key).await?;
-                    Err(e)
-                }
-            };
+    // The claim of a request outlives its longest run.
+    let lease = std::time::Duration::from_millis(app.cfg.run_budget.timeout_ms.saturating_mul(2));
+    let r = app
+        .idempotency
+        .once(&kv_key, &print, lease, false, || async {
+            work().await.map(|(s, b)| (s.as_u16(), b))
+        })
+        .await;
+    match r {
+        Ok(((status, body), served)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let replayed = served == Served::Replayed;
+            if replayed {
+                app.metrics
+                    .idempotency_hits
+                    .get_or_create(&crate::telemetry::ScopeLabels {
+                        scope: "api".into(),
+                    })
+                    .inc();
+            }
+            Ok(respond(status, body, replayed))
         }
-        let Some(stored) = app.kv.get(&kv_key, app.clock.now()).await? else {
-            continue;
-        };
-        let rec: Value = serde_json::from_str(&stored).unwrap_or(Value::Null);
-        if rec["fingerprint"] != json!(fingerprint) {
-            return Err(ApiError::new(
-                Code::IdempotencyKeyReused,
-                "this Idempotency-Key was used with a different request body",
-            ));
-        }
-        if rec["state"] == "done" {
-            let status = rec["status"]
-                .as_u64()
-                .and_then(|s| StatusCode::from_u16(s as u16).ok())
-                .unwrap_or(StatusCode::OK);
-            return Ok(respond(status, rec["body"].clone(), true));
-        }
-        if waited_ms >= app.cfg.idempotency_wait_ms {
-            return Err(ApiError::new(
-                Code::ServiceUnavailable,
-                "a request with this Idempotency-Key is still in progress",
-            )
-            .with_header("retry-after", 1));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        waited_ms += 10;
+        Err(IdempotencyError::Work(e)) => Err(e),
+        Err(IdempotencyError::KeyReused) => Err(ApiError::new(
+            Code::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request body",
+        )),
+        Err(IdempotencyError::InFlight) => Err(ApiError::new(
+            Code::ServiceUnavailable,
+            "a request with this Idempotency-Key is still in progress",
+        )
+        .with_header("retry-after", 1)),
+        Err(IdempotencyError::Kv(e)) => Err(e.into()),
     }
 }
 

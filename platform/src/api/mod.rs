@@ -39,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/workflows/execute", post(workflows::execute))
         .route("/api/v1/workflows", get(workflows::list))
         .route("/api/v1/runs/{run_id}", get(workflows::run))
+        .route("/api/v1/runs/{run_id}/cancel", post(workflows::cancel_run))
         .route("/api/v1/versions", get(workflows::versions))
         .route("/api/v1/orders", post(orders::create))
         .route("/api/v1/orders/{order_id}", get(orders::get_order))
@@ -175,6 +176,33 @@ pub fn run_error(o: &RunOutcome) -> ApiError {
             tool_error: Some(e @ ToolError::NotAllowed(_)),
             ..
         }) => ApiError::new(Code::ToolNotAllowed, e.to_string()).with_detail("run_id", run_id),
+        // A tool that did not answer in time: the gateway's own timeout answer, the run named.
+        Some(RunFailure::Step {
+            step_id,
+            tool_error: Some(ToolError::Timeout),
+            ..
+        }) => ApiError::new(
+            Code::Timeout,
+            format!("step `{step_id}` timed out; the run ended {}", o.run.status),
+        )
+        .with_detail("run_id", run_id),
+        // An upstream refusing calls (open breaker, full bulkhead): come back later.
+        Some(RunFailure::Step {
+            step_id,
+            tool_error: Some(e @ (ToolError::CircuitOpen(_) | ToolError::BulkheadFull(_))),
+            ..
+        }) => ApiError::new(
+            Code::ServiceUnavailable,
+            format!("step `{step_id}`: {e}; the run ended {}", o.run.status),
+        )
+        .with_header("retry-after", 1)
+        .with_detail("run_id", run_id),
+        Some(RunFailure::Interrupted) => ApiError::new(
+            Code::ServiceUnavailable,
+            "this worker stopped before the run ended; another worker resumes it",
+        )
+        .with_header("retry-after", 1)
+        .with_detail("run_id", run_id),
         Some(f) => ApiError::new(
             Code::WorkflowExecutionFailed,
             format!("run {run_id} ended {}: {f}", o.run.status),

@@ -31,7 +31,7 @@ impl Modify for Security {
     info(title = "AI customer-support platform", version = "1.0.0",
          description = "The reference platform's public API (API.md). Errors use one envelope: {error: {code, message, details, request_id}}."),
     paths(
-        super::chat::message, super::workflows::execute, super::workflows::list, super::workflows::run, super::workflows::versions, super::operator::record,
+        super::chat::message, super::workflows::execute, super::workflows::list, super::workflows::run, super::workflows::cancel_run, super::workflows::versions, super::operator::record,
         super::orders::create, super::orders::get_order, super::orders::cancel, super::orders::products,
         super::support::lead, super::support::ticket,
         super::rag::create_document, super::rag::patch_document, super::rag::query,

@@ -132,7 +132,9 @@ pub struct FaultRequest {
     pub tool: String,
     /// `call` (default) or `compensate`.
     pub point: Option<String>,
-    /// `always_fail`, `{"fail_times": n}`, `{"delay_ms": n}` or `none` (clears it).
+    /// `always_fail`, `{"fail_times": n}`, `{"fail_with": {"status": s, "times"?: n,
+    /// "retry_after_ms"?: n}}`, `{"delay_ms": n}`, `hang`, `{"succeed_after_ms": n}` (503 until
+    /// that much platform time has passed) or `none` (clears it).
     #[schema(value_type = Object)]
     pub fault: FaultSpec,
 }
@@ -143,8 +145,22 @@ pub struct FaultRequest {
 pub enum FaultSpec {
     AlwaysFail,
     FailTimes(u32),
+    FailWith(FailWith),
     DelayMs(u64),
+    Hang,
+    SucceedAfterMs(u64),
     None,
+}
+
+/// A failure with an HTTP status, as an upstream would answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailWith {
+    pub status: u16,
+    /// How many calls fail (every call when absent).
+    pub times: Option<u32>,
+    /// The `Retry-After` the upstream sends with each failure.
+    pub retry_after_ms: Option<u64>,
 }
 
 fn operator(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -442,12 +458,24 @@ pub async fn fault(
         _ => return Err(ApiError::field("point", "must be call or compensate")),
     };
     let fault = match req.fault {
-        FaultSpec::AlwaysFail => Some(Fault::AlwaysFail),
-        FaultSpec::FailTimes(n) => Some(Fault::FailTimes(n)),
+        FaultSpec::AlwaysFail => Some(Fault::transient(None)),
+        FaultSpec::FailTimes(n) => Some(Fault::transient(Some(n))),
+        FaultSpec::FailWith(f) => {
+            super::validate::range("fault.fail_with.status", i64::from(f.status), 400, 599)?;
+            Some(Fault::Fail {
+                times: f.times,
+                status: f.status,
+                retry_after_ms: f.retry_after_ms,
+            })
+        }
         FaultSpec::DelayMs(ms) => Some(Fault::Delay(Duration::from_millis(ms))),
+        FaultSpec::Hang => Some(Fault::Hang),
+        FaultSpec::SucceedAfterMs(ms) => Some(Fault::FailUntil(
+            app.clock.now() + chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64),
+        )),
         FaultSpec::None => None,
     };
-    app.tools.set_tenant_fault(&t, &req.tool, point, fault);
+    app.tools.set_fault(Some(&t), &req.tool, point, fault);
     Ok(Json(
         json!({"tenant_id": t.to_string(), "tool": req.tool, "point": format!("{point:?}").to_lowercase()}),
     ))

@@ -138,9 +138,17 @@ pub async fn query(
             max_tokens: 512,
             json: false,
         };
-        let resp =
-            app.engine.llm.complete(&llm_req).await.map_err(|e| {
-                ApiError::new(super::error::Code::ServiceUnavailable, e.to_string())
+        let key = format!("rag:{}:{}", caller.tenant.id, req.question);
+        let (resp, _) = app
+            .engine
+            .complete(&llm_req, &key)
+            .await
+            .map_err(|e| match e {
+                crate::resilience::CallError::Timeout { .. } => ApiError::new(
+                    super::error::Code::Timeout,
+                    "the model did not answer in time",
+                ),
+                other => ApiError::new(super::error::Code::ServiceUnavailable, other.to_string()),
             })?;
         let tokens = resp.usage.total();
         app.publish(&caller.tenant.id, "usage.metered", None, json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;

@@ -162,6 +162,34 @@ pub async fn run(
     Ok(Json(run_json(&r)))
 }
 
+#[utoipa::path(post, path = "/api/v1/runs/{run_id}/cancel", params(("run_id" = String, Path, description = "The run's UUID")),
+    responses((status = 200, description = "The run, compensated with reason `manually_cancelled`"),
+              (status = 400, body = super::error::ErrorEnvelope, description = "The run has already ended"),
+              (status = 403, body = super::error::ErrorEnvelope),
+              (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Manually cancels an unfinished run (admin): what it has done is compensated in reverse, and it
+/// ends `compensated` with reason `manually_cancelled`, on this worker or from its checkpoint.
+pub async fn cancel_run(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(run_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    super::auth::require_role(&app, &caller, &[crate::domain::Role::Admin], "run cancel").await?;
+    let id =
+        uuid::Uuid::parse_str(&run_id).map_err(|_| ApiError::not_found(format!("run {run_id}")))?;
+    use crate::orchestrator::executor::CancelError;
+    match app.engine.cancel(&caller.tenant.id, id).await {
+        Ok(r) => Ok(Json(run_json(&r))),
+        Err(CancelError::NotFound) => Err(ApiError::not_found(format!("run {run_id}"))),
+        Err(e @ CancelError::Finished(_)) => Err(ApiError::field("run_id", e.to_string())),
+        Err(CancelError::Store(m)) => Err(ApiError::new(
+            super::error::Code::ServiceUnavailable,
+            format!("the run could not be cancelled: {m}"),
+        )),
+    }
+}
+
 /// A run as `GET /api/v1/runs/{id}` shows it.
 pub fn run_json(r: &crate::store::model::Run) -> Value {
     json!({

@@ -1,7 +1,15 @@
 //! Runs a workflow graph: one node at a time, each recorded as a step; model calls routed to a tier
 //! with early exit; tool calls written ahead on the bus; budgets (steps, tokens, cost, wall time) and
 //! loop safety (per-node visit bounds, a no-progress cut); and the saga: when a run fails after
-//! side effects, every completed compensable tool call is undone in reverse order.
+//! side effects (or is cancelled), every completed compensable tool call is undone in reverse order.
+//!
+//! Sagas are durable. Before each node the run is saved with a [`Checkpoint`] (the next node, the
+//! context, the completed effects, and this worker's lease on the run); while compensating, after
+//! each compensation. A worker that dies leaves the run `running` (or `compensating`) with a lease
+//! that lapses; [`Engine::recover`] (at start-up and on a sweep) resumes such runs from their
+//! checkpoint. A side-effecting tool call carries an idempotency key derived from the run, the step
+//! and its visit, so the step that was in flight when the worker died runs at most once: a result
+//! recorded under the key is reused, and the tool derives the ids it creates from the key.
 
 use super::expr;
 use super::loader::Catalog;
@@ -11,19 +19,22 @@ use crate::clock::{Clock, Ids};
 use crate::config::Config;
 use crate::domain::{Role, Tier};
 use crate::llm::{Llm, LlmError, LlmRequest, Turn, TurnRole};
-use crate::resilience::{Policy, PolicyError, Retryable};
+use crate::resilience::Retryable;
+use crate::resilience::{CallError, Kind, Resilience};
 use crate::router::{cost_usd, early_exit, Features, Router};
-use crate::store::model::{Run, StepRecord, Tenant};
+use crate::store::model::{Checkpoint, CompensableStep, Frame, Run, StepRecord, Tenant};
 use crate::store::Store;
 use crate::telemetry::{Metrics, TierLabels, ToolLabels, WorkflowLabels};
 use crate::tools::{Registry, ToolCtx, ToolError};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Everything the executor needs; one per platform instance.
 pub struct Engine {
@@ -37,6 +48,57 @@ pub struct Engine {
     pub ids: Arc<Ids>,
     pub cfg: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// The upstreams of model calls (`model:<tier>`); tools have theirs in the registry.
+    pub resilience: Arc<Resilience>,
+    /// The runs this worker is executing, and whether it still takes work.
+    pub workers: Workers,
+}
+
+/// The runs in flight on this worker: each can be cancelled (manual cancel) or aborted (the
+/// worker halts, as a process that dies would: nothing more is written).
+#[derive(Default)]
+pub struct Workers {
+    /// This worker's name in saga leases.
+    pub id: String,
+    inflight: Mutex<HashMap<uuid::Uuid, InFlight>>,
+    halted: AtomicBool,
+}
+
+impl Workers {
+    /// A worker named `id` (its name in saga leases), with nothing in flight.
+    pub fn named(id: String) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+}
+
+struct InFlight {
+    abort: tokio::task::AbortHandle,
+    cancel: Arc<Cancel>,
+}
+
+/// A manual cancel of a run in flight: checked between nodes and raced against each tool call.
+#[derive(Default)]
+struct Cancel {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::SeqCst)
+    }
+    async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            n.await;
+        }
+    }
 }
 
 /// One request to run a workflow.
@@ -72,6 +134,11 @@ pub enum RunFailure {
         error: String,
         tool_error: Option<ToolError>,
     },
+    /// Cancelled by an operator or the tenant's admin; completed effects are compensated.
+    Cancelled,
+    /// This worker stopped (halted, as a dying process would) before the run ended; another
+    /// worker resumes it from its checkpoint.
+    Interrupted,
 }
 
 impl std::fmt::Display for RunFailure {
@@ -82,6 +149,10 @@ impl std::fmt::Display for RunFailure {
             RunFailure::Budget(m) => write!(f, "budget exceeded: {m}"),
             RunFailure::Step { step_id, error, .. } => {
                 write!(f, "step `{step_id}` failed: {error}")
+            }
+            RunFailure::Cancelled => f.write_str(MANUALLY_CANCELLED),
+            RunFailure::Interrupted => {
+                f.write_str("the worker stopped; the run resumes on another worker")
             }
         }
     }
@@ -98,17 +169,14 @@ pub struct RunOutcome {
     pub failure: Option<RunFailure>,
 }
 
+/// The compensation reason of a manual cancel.
+pub const MANUALLY_CANCELLED: &str = "manually_cancelled";
+
 impl Retryable for LlmError {
     fn retryable(&self) -> bool {
-        true
+        // A missing cassette will be missing on the next attempt too.
+        !matches!(self, LlmError::CassetteMiss(_))
     }
-}
-
-struct Compensable {
-    step_id: String,
-    tool: String,
-    params: Value,
-    output: Value,
 }
 
 /// The state of one run while it executes.
@@ -118,13 +186,21 @@ struct Exec<'a> {
     tctx: ToolCtx,
     ctx: Value,
     run: Run,
-    stack: Vec<Compensable>,
+    stack: Vec<CompensableStep>,
     tier_used: Option<Tier>,
-    visits: HashMap<String, u32>,
+    visits: BTreeMap<String, u32>,
     seen: HashSet<(String, u64)>,
     max_steps: u32,
     max_tokens: u64,
     max_cost: f64,
+    /// Where the run stands: one frame per (sub-)workflow being walked.
+    frames: Vec<Frame>,
+    cancel: Arc<Cancel>,
+    /// Set on a resumed run until its first tool call: that call may be the one the dead worker
+    /// left in flight, so its pending idempotency claim is taken over rather than waited for.
+    resuming: bool,
+    /// Set while compensating: why.
+    compensating: Option<String>,
 }
 
 type Walk<'b> = Pin<Box<dyn Future<Output = Result<Value, RunFailure>> + Send + 'b>>;
@@ -138,12 +214,48 @@ fn summary(v: &Value) -> Option<String> {
     })
 }
 
+fn request_json(req: &RunRequest) -> Value {
+    json!({"user_id": req.user_id, "role": req.role, "workflow_id": req.workflow_id,
+        "input": req.input, "preset": req.preset, "history": req.history,
+        "tier_preference": req.tier_preference, "compensation_enabled": req.compensation_enabled,
+        "deadline_ms": req.deadline_ms})
+}
+
+fn request_from(tenant: Tenant, v: &Value) -> Option<RunRequest> {
+    Some(RunRequest {
+        tenant,
+        user_id: v["user_id"].as_str()?.to_string(),
+        role: serde_json::from_value(v["role"].clone()).ok()?,
+        workflow_id: v["workflow_id"].as_str()?.to_string(),
+        input: v["input"].clone(),
+        preset: serde_json::from_value(v["preset"].clone()).unwrap_or_default(),
+        history: serde_json::from_value(v["history"].clone()).unwrap_or_default(),
+        tier_preference: serde_json::from_value(v["tier_preference"].clone())
+            .ok()
+            .flatten(),
+        compensation_enabled: v["compensation_enabled"].as_bool().unwrap_or(true),
+        deadline_ms: v["deadline_ms"].as_u64(),
+    })
+}
+
+/// Why a run could not be cancelled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CancelError {
+    #[error("run not found")]
+    NotFound,
+    #[error("the run has already ended ({0})")]
+    Finished(String),
+    #[error("{0}")]
+    Store(String),
+}
+
 impl Engine {
-    /// Runs a workflow to its end (or failure and compensation), persisting and publishing as it goes.
-    pub async fn run(&self, req: &RunRequest) -> RunOutcome {
+    /// Runs a workflow to its end (or failure and compensation), persisting and publishing as it
+    /// goes. The run executes in its own task, so that a cancel or a halt can reach it.
+    pub async fn run(self: &Arc<Self>, req: &RunRequest) -> RunOutcome {
         let run_id = self.ids.uuid();
         let now = self.clock.now();
-        let mut run = Run {
+        let run = Run {
             tenant: req.tenant.id.clone(),
             run_id,
             workflow_id: req.workflow_id.clone(),
@@ -159,8 +271,13 @@ impl Engine {
             errors: vec![],
             failure: None,
             output: Value::Null,
+            checkpoint: None,
         };
+        if self.halted() {
+            return interrupted(run);
+        }
         let Some(wf) = self.catalog.get(req.tenant.id.as_str(), &req.workflow_id) else {
+            let mut run = run;
             run.status = "failed".into();
             return RunOutcome {
                 run,
@@ -169,6 +286,212 @@ impl Engine {
                 failure: Some(RunFailure::NotFound(req.workflow_id.clone())),
             };
         };
+        let req = req.clone();
+        self.tracked(run.clone(), move |me, cancel| async move {
+            let mut x = me.exec(&req, run, cancel, &wf);
+            x.save().await;
+            x.publish(
+                "workflow.started",
+                json!({"workflow_id": wf.id, "version": wf.version}),
+            )
+            .await;
+            let result = x.walk_within_budget(&wf, vec![]).await;
+            x.finish(&wf, result).await
+        })
+        .await
+    }
+
+    /// Resumes an unfinished run from its checkpoint (a worker died holding it): the walk goes
+    /// on from the saved node, or the compensation from the saved stack.
+    pub async fn resume(self: &Arc<Self>, run: Run) -> RunOutcome {
+        let Some(cp) = run.checkpoint.clone() else {
+            return interrupted(run);
+        };
+        let tenant = match self.store.tenant(&run.tenant).await {
+            Ok(Some(t)) => t,
+            _ => return interrupted(run),
+        };
+        let (Some(req), Some(wf)) = (
+            request_from(tenant, &cp.request),
+            self.catalog.get(run.tenant.as_str(), &run.workflow_id),
+        ) else {
+            tracing::error!(run_id = %run.run_id, "cannot resume: request or workflow missing");
+            return interrupted(run);
+        };
+        self.metrics.sagas_resumed.inc();
+        tracing::warn!(run_id = %run.run_id, workflow = %wf.id, "resuming an interrupted run");
+        self.tracked(run.clone(), move |me, cancel| async move {
+            let mut x = me.exec(&req, run, cancel, &wf);
+            x.ctx = cp.ctx.clone();
+            x.stack = cp.compensable.clone();
+            x.visits = cp.visits.clone();
+            x.tier_used = cp.tier_used;
+            x.resuming = true;
+            x.publish(
+                "workflow.resumed",
+                json!({"workflow_id": wf.id, "compensating": cp.compensating.is_some()}),
+            )
+            .await;
+            if let Some(reason) = cp.compensating.clone() {
+                x.run.status = "compensating".into();
+                x.compensate(&reason).await;
+                return x.end(&wf, json!({}), None).await;
+            }
+            let result = x.walk_within_budget(&wf, cp.frames.clone()).await;
+            x.finish(&wf, result).await
+        })
+        .await
+    }
+
+    /// Resumes every unfinished run whose lease has lapsed (its worker is gone), each in the
+    /// background. Returns how many it started. Runs this worker holds are left alone.
+    pub async fn recover(self: &Arc<Self>) -> usize {
+        if self.halted() {
+            return 0;
+        }
+        let Ok(tenants) = self.store.tenant_ids().await else {
+            return 0;
+        };
+        let mut started = 0;
+        for t in tenants {
+            let Ok(runs) = self.store.unfinished_runs(&t).await else {
+                continue;
+            };
+            for run in runs {
+                let lapsed = run
+                    .checkpoint
+                    .as_ref()
+                    .is_some_and(|c| c.lease_until <= self.clock.now());
+                if !lapsed || self.is_inflight(run.run_id) {
+                    continue;
+                }
+                started += 1;
+                let me = self.clone();
+                tokio::spawn(async move { me.resume(run).await });
+            }
+        }
+        started
+    }
+
+    /// Cancels a run: one in flight here stops at its next node (or its current tool call) and
+    /// compensates; an abandoned one is compensated from its checkpoint. Either way the run ends
+    /// `compensated` with reason `manually_cancelled`.
+    pub async fn cancel(
+        self: &Arc<Self>,
+        tenant: &crate::domain::TenantId,
+        run_id: uuid::Uuid,
+    ) -> Result<Run, CancelError> {
+        let cancel = self
+            .workers
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&run_id)
+            .map(|f| f.cancel.clone());
+        if let Some(c) = cancel {
+            c.set.store(true, Ordering::SeqCst);
+            c.notify.notify_waiters();
+            // The run's own task compensates and saves; wait for it to end.
+            for _ in 0..6000 {
+                if !self.is_inflight(run_id) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        } else {
+            let run = self
+                .store
+                .run(tenant, run_id)
+                .await
+                .map_err(|e| CancelError::Store(e.to_string()))?
+                .ok_or(CancelError::NotFound)?;
+            if !run.unfinished() {
+                return Err(CancelError::Finished(run.status));
+            }
+            let mut run = run;
+            if let Some(cp) = run.checkpoint.as_mut() {
+                cp.compensating = Some(MANUALLY_CANCELLED.into());
+                cp.frames.clear();
+            }
+            self.resume(run).await;
+        }
+        let run = self
+            .store
+            .run(tenant, run_id)
+            .await
+            .map_err(|e| CancelError::Store(e.to_string()))?
+            .ok_or(CancelError::NotFound)?;
+        if run.unfinished() {
+            return Err(CancelError::Store("the run did not stop in time".into()));
+        }
+        Ok(run)
+    }
+
+    /// Stops this worker as a crash would: every run in flight is aborted where it stands
+    /// (nothing more is written; their leases lapse and another worker resumes them) and no new
+    /// run starts.
+    pub fn halt(&self) {
+        self.workers.halted.store(true, Ordering::SeqCst);
+        let inflight = std::mem::take(
+            &mut *self
+                .workers
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (_, f) in inflight {
+            f.abort.abort();
+        }
+    }
+
+    pub fn halted(&self) -> bool {
+        self.workers.halted.load(Ordering::SeqCst)
+    }
+
+    fn is_inflight(&self, run_id: uuid::Uuid) -> bool {
+        self.workers
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&run_id)
+    }
+
+    /// Runs `work` in its own task, registered for cancel and halt.
+    async fn tracked<F, Fut>(self: &Arc<Self>, run: Run, work: F) -> RunOutcome
+    where
+        F: FnOnce(Arc<Self>, Arc<Cancel>) -> Fut,
+        Fut: Future<Output = RunOutcome> + Send + 'static,
+    {
+        let cancel = Arc::new(Cancel::default());
+        let run_id = run.run_id;
+        let task = tokio::spawn(work(self.clone(), cancel.clone()));
+        self.workers
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                run_id,
+                InFlight {
+                    abort: task.abort_handle(),
+                    cancel,
+                },
+            );
+        let r = task.await;
+        self.workers
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run_id);
+        r.unwrap_or_else(|_| interrupted(run))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        req: &'a RunRequest,
+        run: Run,
+        cancel: Arc<Cancel>,
+        wf: &Workflow,
+    ) -> Exec<'a> {
         let b = &self.cfg.run_budget;
         let mut ctx = json!({"input": req.input, "tenant": req.tenant.id, "user_id": req.user_id, "role": req.role});
         if let Value::Object(m) = &mut ctx {
@@ -176,49 +499,107 @@ impl Engine {
                 m.insert(k.clone(), v.clone());
             }
         }
-        let mut x = Exec {
+        Exec {
             e: self,
             req,
             tctx: ToolCtx {
                 tenant: req.tenant.id.clone(),
                 user_id: req.user_id.clone(),
                 role: req.role,
-                run_id,
+                run_id: run.run_id,
                 store: self.store.clone(),
                 clock: self.clock.clone(),
                 ids: self.ids.clone(),
                 cfg: self.cfg.clone(),
+                idempotency_key: None,
+                resuming: false,
             },
             ctx,
             run,
             stack: vec![],
             tier_used: None,
-            visits: HashMap::new(),
+            visits: BTreeMap::new(),
             seen: HashSet::new(),
             max_steps: wf.limits.max_steps.unwrap_or(b.max_steps),
             max_tokens: wf.limits.max_tokens.unwrap_or(b.max_tokens),
             max_cost: wf.limits.max_cost_usd.unwrap_or(b.max_cost_usd),
-        };
-        x.persist().await;
-        x.publish(
-            "workflow.started",
-            json!({"workflow_id": wf.id, "version": wf.version}),
-        )
-        .await;
-        let budget_ms = wf.limits.timeout_ms.unwrap_or(b.timeout_ms);
-        let deadline =
-            Duration::from_millis(req.deadline_ms.map_or(budget_ms, |d| d.min(budget_ms)));
-        let walked = tokio::time::timeout(deadline, x.walk(wf.clone(), String::new(), 0)).await;
-        let result = walked.unwrap_or(Err(RunFailure::Timeout));
-        x.finish(&wf, result).await
+            frames: vec![],
+            cancel,
+            resuming: false,
+            compensating: None,
+        }
+    }
+
+    /// One model call through the tier's upstream (bulkhead, breaker, retries, timeout).
+    pub async fn complete(
+        &self,
+        req: &LlmRequest,
+        key: &str,
+    ) -> Result<(crate::llm::LlmResponse, u32), CallError<LlmError>> {
+        let upstream =
+            self.resilience
+                .upstream(&format!("model:{}", req.tier.as_str()), Kind::Model, None);
+        upstream
+            .call(key, |_| {
+                let (llm, req) = (self.llm.clone(), req.clone());
+                async move { llm.complete(&req).await }
+            })
+            .await
+    }
+}
+
+/// The outcome of a run this worker stopped holding (halted, or its state unreadable).
+fn interrupted(run: Run) -> RunOutcome {
+    RunOutcome {
+        run,
+        output: json!({}),
+        tier_used: None,
+        failure: Some(RunFailure::Interrupted),
     }
 }
 
 impl<'a> Exec<'a> {
-    async fn persist(&self) {
+    /// Saves the run with its checkpoint (renewing this worker's lease on it); a finished run
+    /// is saved without one.
+    async fn save(&mut self) {
+        self.run.checkpoint = if self.run.unfinished() {
+            let lease = chrono::Duration::milliseconds(self.e.cfg.saga.lease_ms as i64);
+            Some(Checkpoint {
+                owner: self.e.workers.id.clone(),
+                lease_until: self.e.clock.now() + lease,
+                request: request_json(self.req),
+                ctx: self.ctx.clone(),
+                frames: self.frames.clone(),
+                visits: self.visits.clone(),
+                compensable: self.stack.clone(),
+                tier_used: self.tier_used,
+                compensating: self.compensating.clone(),
+            })
+        } else {
+            None
+        };
+        self.write().await;
+    }
+
+    async fn write(&self) {
         if let Err(err) = self.e.store.put_run(&self.run).await {
             tracing::error!(run_id = %self.run.run_id, %err, "could not persist run");
         }
+    }
+
+    /// Walks the workflow (from `resume` when resuming) within the run's wall-time budget.
+    async fn walk_within_budget(
+        &mut self,
+        wf: &Arc<Workflow>,
+        resume: Vec<Frame>,
+    ) -> Result<Value, RunFailure> {
+        let b = &self.e.cfg.run_budget;
+        let budget_ms = wf.limits.timeout_ms.unwrap_or(b.timeout_ms);
+        let deadline =
+            Duration::from_millis(self.req.deadline_ms.map_or(budget_ms, |d| d.min(budget_ms)));
+        tokio::time::timeout(deadline, self.walk(wf.clone(), String::new(), 0, resume))
+            .await
+            .unwrap_or(Err(RunFailure::Timeout))
     }
 
     async fn publish(&mut self, event_type: &str, data: Value) {
@@ -281,20 +662,58 @@ impl<'a> Exec<'a> {
         }
     }
 
-    /// Walks one workflow from its start node; returns its end node's result.
-    fn walk(&mut self, wf: Arc<Workflow>, prefix: String, depth: u32) -> Walk<'_> {
+    /// Walks one workflow from its start node (or, resuming, from `resume`'s first frame, the
+    /// rest of `resume` going to the sub-workflow that node runs); returns its end node's result.
+    fn walk(
+        &mut self,
+        wf: Arc<Workflow>,
+        prefix: String,
+        depth: u32,
+        resume: Vec<Frame>,
+    ) -> Walk<'_> {
         Box::pin(async move {
             if depth > 8 {
                 return Err(RunFailure::Budget(
                     "sub-workflows nested deeper than 8".into(),
                 ));
             }
-            let mut node = wf
-                .nodes
-                .iter()
-                .find(|n| n.kind == "start")
-                .ok_or_else(|| RunFailure::Budget("no start node".into()))?;
+            self.frames.push(Frame {
+                workflow: wf.id.clone(),
+                prefix: prefix.clone(),
+                node: String::new(),
+            });
+            let r = self.walk_nodes(&wf, &prefix, depth, resume).await;
+            self.frames.pop();
+            r
+        })
+    }
+
+    async fn walk_nodes(
+        &mut self,
+        wf: &Arc<Workflow>,
+        prefix: &str,
+        depth: u32,
+        mut resume: Vec<Frame>,
+    ) -> Result<Value, RunFailure> {
+        {
+            let first = if resume.is_empty() {
+                None
+            } else {
+                Some(resume.remove(0).node)
+            };
+            let mut node = match &first {
+                Some(id) => wf.nodes.iter().find(|n| &n.id == id),
+                None => wf.nodes.iter().find(|n| n.kind == "start"),
+            }
+            .ok_or_else(|| RunFailure::Budget("no start node".into()))?;
             loop {
+                if let Some(f) = self.frames.last_mut() {
+                    f.node = node.id.clone();
+                }
+                if self.cancel.is_set() {
+                    return Err(RunFailure::Cancelled);
+                }
+                self.save().await;
                 let sid = format!("{prefix}{}", node.id);
                 let visits = self.visits.entry(sid.clone()).or_insert(0);
                 *visits += 1;
@@ -330,7 +749,10 @@ impl<'a> Exec<'a> {
                             .get(self.req.tenant.id.as_str(), &child_id)
                             .ok_or_else(|| RunFailure::NotFound(child_id.clone()))?;
                         let started = self.e.clock.now();
-                        let out = self.walk(child, format!("{sid}/"), depth + 1).await?;
+                        let inner = std::mem::take(&mut resume);
+                        let out = self
+                            .walk(child, format!("{sid}/"), depth + 1, inner)
+                            .await?;
                         let mut s = self.step(&sid, "sub_workflow");
                         s.duration_ms = self.ms_since(started);
                         // Which workflow ran: episodes compare its versions on replay.
@@ -364,7 +786,7 @@ impl<'a> Exec<'a> {
                     .find(|n| n.id == next_id)
                     .ok_or_else(|| RunFailure::Budget(format!("no node `{next_id}`")))?;
             }
-        })
+        }
     }
 
     /// A model call, escalating tiers while a strict-JSON answer fails early exit.
@@ -414,13 +836,6 @@ impl<'a> Exec<'a> {
             node.tier.or(self.req.tier_preference),
         );
         let mut tier = decision.tier;
-        let policy = Policy {
-            timeout: Duration::from_millis(self.e.cfg.model_timeout_ms),
-            max_retries: self.e.cfg.model_retries,
-            base: Duration::from_millis(self.e.cfg.retry_base_ms),
-            cap: Duration::from_millis(self.e.cfg.retry_cap_ms),
-            jitter: 0.1,
-        };
         loop {
             let started = self.e.clock.now();
             let req = LlmRequest {
@@ -430,16 +845,9 @@ impl<'a> Exec<'a> {
                 max_tokens: 512,
                 json: json_mode,
             };
-            let llm = self.e.llm.clone();
-            let called = policy
-                .run(
-                    self.e.cfg.seed,
-                    &format!("{}:{sid}", self.run.run_id),
-                    |_| {
-                        let (llm, req) = (llm.clone(), req.clone());
-                        async move { llm.complete(&req).await }
-                    },
-                )
+            let called = self
+                .e
+                .complete(&req, &format!("{}:{sid}", self.run.run_id))
                 .await;
             self.e
                 .metrics
@@ -453,15 +861,24 @@ impl<'a> Exec<'a> {
             s.duration_ms = self.ms_since(started);
             s.input_summary = summary(&json!(user));
             let resp = match called {
-                Ok(r) => r,
+                Ok((r, _attempts)) => r,
                 Err(e) => {
+                    let unavailable = matches!(
+                        e,
+                        CallError::CircuitOpen { .. } | CallError::BulkheadFull { .. }
+                    );
                     let msg = match e {
-                        PolicyError::Timeout { .. } => "model call timed out".to_string(),
-                        PolicyError::Failed { error, .. } => error.to_string(),
+                        CallError::Timeout { .. } => "model call timed out".to_string(),
+                        other => other.to_string(),
                     };
                     s.status = "failed".into();
                     s.error = Some(msg.clone());
                     self.record(s)?;
+                    // A tier that is not answering at all hands the call to the next one.
+                    if let (true, Some(next)) = (unavailable, tier.escalate()) {
+                        tier = next;
+                        continue;
+                    }
                     if let Some(t) = &node.on_error {
                         return Ok(Some(t.clone()));
                     }
@@ -570,12 +987,24 @@ impl<'a> Exec<'a> {
         params: Value,
     ) -> Result<Result<Value, ToolError>, RunFailure> {
         let call_id = self.e.ids.uuid();
+        // The call's identity: the run, the step and its visit, and what it is asked to do. A
+        // resumed run asks again under the same key and gets the recorded result.
+        let node = sid.split('#').next().unwrap_or(sid);
+        let visit = self.visits.get(node).copied().unwrap_or(1);
+        let key = format!(
+            "{}:{sid}#{visit}:{}",
+            self.run.run_id,
+            &crate::resilience::idempotency::fingerprint(&[&json!(name), &params])[..16]
+        );
         self.publish(
             "tool.call.requested",
-            json!({"call_id": call_id, "step_id": sid, "tool": name, "params": params}),
+            json!({"call_id": call_id, "step_id": sid, "tool": name, "params": params, "idempotency_key": key}),
         )
         .await;
         let started = self.e.clock.now();
+        let mut tctx = self.tctx.clone();
+        tctx.idempotency_key = Some(key);
+        tctx.resuming = std::mem::take(&mut self.resuming);
         let result = if self
             .e
             .catalog
@@ -583,7 +1012,11 @@ impl<'a> Exec<'a> {
         {
             Err(ToolError::NotAllowed(name.to_string()))
         } else {
-            self.e.tools.call(name, &self.tctx, &params).await
+            let cancel = self.cancel.clone();
+            tokio::select! {
+                r = self.e.tools.call(name, &tctx, &params) => r,
+                _ = cancel.wait() => return Err(RunFailure::Cancelled),
+            }
         };
         let mut s = self.step(sid, "tool");
         s.tool = Some(name.to_string());
@@ -603,13 +1036,14 @@ impl<'a> Exec<'a> {
             })
             .inc();
         match result {
-            Ok((out, attempts)) => {
-                self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "output": out})).await;
+            Ok((out, attempts, served)) => {
+                let replayed = served == crate::resilience::idempotency::Served::Replayed;
+                self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "replayed": replayed, "output": out})).await;
                 s.output_summary = summary(&out);
                 let manifest = self.e.tools.manifest(name);
                 let side_effect = manifest.is_some_and(|m| m.side_effect);
                 if manifest.is_some_and(|m| m.compensation.is_some()) {
-                    self.stack.push(Compensable {
+                    self.stack.push(CompensableStep {
                         step_id: sid.to_string(),
                         tool: name.to_string(),
                         params,
@@ -618,7 +1052,7 @@ impl<'a> Exec<'a> {
                 }
                 self.record(s)?;
                 if side_effect {
-                    self.persist().await;
+                    self.save().await;
                 }
                 Ok(Ok(out))
             }
@@ -665,7 +1099,8 @@ impl<'a> Exec<'a> {
         Ok(json!({"calls": results}))
     }
 
-    /// Ends the run: compensation on failure, final status, events, persistence and metrics.
+    /// Ends the run: compensation on failure or cancel, final status, events, persistence and
+    /// metrics. An interrupted run (its worker halting) ends nothing: its checkpoint stays.
     async fn finish(mut self, wf: &Workflow, result: Result<Value, RunFailure>) -> RunOutcome {
         let (output, failure) = match result {
             Ok(out) => {
@@ -684,14 +1119,25 @@ impl<'a> Exec<'a> {
                         other => other.to_string(),
                     },
                 });
-                if self.req.compensation_enabled && !self.stack.is_empty() {
-                    self.compensate(&f).await;
+                let cancelled = f == RunFailure::Cancelled;
+                if cancelled || (self.req.compensation_enabled && !self.stack.is_empty()) {
+                    self.compensate(&f.to_string()).await;
                 } else {
                     self.run.status = "failed".into();
                 }
                 (json!({}), Some(f))
             }
         };
+        self.end(wf, output, failure).await
+    }
+
+    /// Publishes the final events, saves the finished run and counts it.
+    async fn end(
+        mut self,
+        wf: &Workflow,
+        output: Value,
+        failure: Option<RunFailure>,
+    ) -> RunOutcome {
         let now = self.e.clock.now();
         self.run.finished_at = Some(now);
         self.run.duration_ms = (now - self.run.started_at).num_milliseconds().max(0) as u64;
@@ -708,19 +1154,31 @@ impl<'a> Exec<'a> {
             .iter()
             .filter(|s| s.step_type == "tool")
             .count();
+        let error = failure
+            .as_ref()
+            .map(|f| f.to_string())
+            .or_else(|| self.run.failure.as_ref().map(|f| f.reason.clone()));
         self.publish(event, json!({"workflow_id": wf.id, "status": status, "tier": self.tier_used,
             "duration_ms": self.run.duration_ms, "cost_usd": self.run.cost_usd, "tokens": self.run.tokens,
-            "error": failure.as_ref().map(|f| f.to_string())})).await;
+            "error": error})).await;
         self.publish("usage.metered", json!({"requests": 0, "tokens": self.run.tokens, "tool_calls": tool_calls, "cost_usd": self.run.cost_usd})).await;
-        self.persist().await;
+        self.save().await;
         self.e
             .metrics
             .workflow_runs
             .get_or_create(&WorkflowLabels {
                 workflow: wf.id.clone(),
-                status,
+                status: status.clone(),
             })
             .inc();
+        // A saga is a run that changed something it could undo (or was asked to undo).
+        if !self.run.compensation.is_empty() || self.had_effects() {
+            self.e
+                .metrics
+                .sagas
+                .get_or_create(&crate::telemetry::SagaLabels { status })
+                .inc();
+        }
         RunOutcome {
             run: self.run,
             output,
@@ -729,9 +1187,28 @@ impl<'a> Exec<'a> {
         }
     }
 
-    async fn compensate(&mut self, cause: &RunFailure) {
-        let mut all_ok = true;
-        while let Some(c) = self.stack.pop() {
+    fn had_effects(&self) -> bool {
+        !self.stack.is_empty()
+            || self.run.steps.iter().any(|s| {
+                s.status == "completed"
+                    && s.tool.as_deref().is_some_and(|t| {
+                        self.e
+                            .tools
+                            .manifest(t)
+                            .is_some_and(|m| m.compensation.is_some())
+                    })
+            })
+    }
+
+    /// Undoes every completed effect, newest first, each through the registry (its own
+    /// upstream, timeout and retries, at most once per effect). Saved after each, so a worker
+    /// that dies mid-way leaves the rest to the next. Ends `compensated`, or
+    /// `compensation_failed` (dead-lettered, flagged for manual intervention).
+    async fn compensate(&mut self, reason: &str) {
+        self.run.status = "compensating".into();
+        self.save_compensating(reason).await;
+        let mut all_ok = !self.run.compensation.iter().any(|s| s.status == "failed");
+        while let Some(c) = self.stack.last().cloned() {
             let action = self
                 .e
                 .tools
@@ -740,18 +1217,21 @@ impl<'a> Exec<'a> {
                 .map(|c| c.action)
                 .unwrap_or("undo");
             let started = self.e.clock.now();
+            let mut tctx = self.tctx.clone();
+            tctx.idempotency_key = Some(format!("{}:{}:compensate", self.run.run_id, c.step_id));
+            tctx.resuming = std::mem::take(&mut self.resuming);
             let r = self
                 .e
                 .tools
-                .compensate(&c.tool, &self.tctx, &c.params, &c.output)
+                .compensate(&c.tool, &tctx, &c.params, &c.output)
                 .await;
             let mut s = self.step(&format!("compensate:{}", c.step_id), "compensation");
             s.tool = Some(action.to_string());
             s.duration_ms = self.ms_since(started);
             match r {
-                Ok(out) => {
+                Ok((out, attempts)) => {
                     s.output_summary = summary(&out);
-                    self.publish("tool.call.compensated", json!({"step_id": c.step_id, "tool": c.tool, "action": action, "output": out})).await;
+                    self.publish("tool.call.compensated", json!({"step_id": c.step_id, "tool": c.tool, "action": action, "attempts": attempts, "reason": reason, "output": out})).await;
                 }
                 Err(err) => {
                     all_ok = false;
@@ -763,18 +1243,25 @@ impl<'a> Exec<'a> {
                     ));
                 }
             }
+            self.stack.pop();
             self.run.compensation.push(s);
-            self.persist().await;
+            self.save_compensating(reason).await;
         }
         if all_ok {
             self.run.status = "compensated".into();
         } else {
             self.run.status = "compensation_failed".into();
             let data = json!({"original_subject": format!("{}.workflow.compensated", self.e.bus.prefix()),
-                "workflow_id": self.run.workflow_id, "cause": cause.to_string(), "errors": self.run.errors,
+                "workflow_id": self.run.workflow_id, "cause": reason, "errors": self.run.errors,
                 "manual_intervention": true});
             self.publish("dlq.workflow.compensated", data).await;
         }
+    }
+
+    async fn save_compensating(&mut self, reason: &str) {
+        self.frames.clear();
+        self.compensating = Some(reason.to_string());
+        self.save().await;
     }
 }
 
@@ -788,14 +1275,36 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use std::collections::BTreeMap;
 
-    async fn engine(workflows: &[(&str, &str)], seed: u64) -> Engine {
+    async fn engine(workflows: &[(&str, &str)], seed: u64) -> Arc<Engine> {
         let cfg = Arc::new(Config {
-            retry_base_ms: 1,
-            retry_cap_ms: 2,
+            resilience: crate::resilience::ResilienceConfig {
+                retry_base_ms: 1,
+                retry_cap_ms: 2,
+                ..Default::default()
+            },
             seed,
             ..Config::default()
         });
-        let tools = Arc::new(Registry::builtin(&cfg));
+        let clock = Arc::new(ManualClock::at_epoch());
+        let metrics = Arc::new(Metrics::default());
+        let resilience = Arc::new(Resilience::new(
+            cfg.resilience.clone(),
+            seed,
+            clock.clone(),
+            metrics.clone(),
+        ));
+        let kv: Arc<dyn crate::kv::Kv> = Arc::new(crate::kv::memory::MemoryKv::default());
+        let idem = crate::resilience::idempotency::Idempotency::new(
+            kv,
+            clock.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(5),
+        );
+        let tools = Arc::new(Registry::builtin(
+            resilience.clone(),
+            Some(idem),
+            metrics.clone(),
+        ));
         let files: Vec<(String, String)> = workflows
             .iter()
             .map(|(f, t)| (f.to_string(), t.to_string()))
@@ -807,18 +1316,20 @@ mod tests {
         };
         let store = Arc::new(MemoryStore::default());
         crate::demo::seed(store.as_ref(), seed).await.unwrap();
-        Engine {
+        Arc::new(Engine {
             catalog,
             tools,
             llm: Arc::new(ScriptedLlm::new(seed)),
             router: Router::new(seed, BTreeMap::new()),
             store,
             bus: Arc::new(MemoryBus::new("t")),
-            clock: Arc::new(ManualClock::at_epoch()),
+            clock,
             ids: Arc::new(Ids::seeded(seed)),
             cfg,
-            metrics: Arc::new(Metrics::default()),
-        }
+            metrics,
+            resilience,
+            workers: Workers::named("test".into()),
+        })
     }
 
     async fn request(e: &Engine, workflow: &str, message: &str) -> RunRequest {

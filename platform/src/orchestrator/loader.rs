@@ -521,10 +521,9 @@ fn check_sub_workflow_cycles(base: &BTreeMap<String, Arc<Workflow>>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     fn tools() -> Registry {
-        Registry::builtin(&Config::default())
+        Registry::manifests_only()
     }
 
     fn load_one(yaml: &str) -> Result<Catalog, LoadError> {

@@ -260,6 +260,29 @@ impl Store for MemoryStore {
         self.up()?;
         Ok(self.with(|i| get(&i.runs, t, &id.to_string())))
     }
+    async fn unfinished_runs(&self, t: &TenantId) -> Result<Vec<Run>, StoreError> {
+        self.up()?;
+        Ok(self.with(|i| {
+            let mut v: Vec<Run> = i
+                .runs
+                .get(t)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter(|r| r.unfinished())
+                .cloned()
+                .collect();
+            v.sort_by_key(|r| r.started_at);
+            v
+        }))
+    }
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.up()?;
+        Ok(self.with(|i| {
+            let mut v: Vec<TenantId> = i.tenants.keys().cloned().collect();
+            v.sort();
+            v
+        }))
+    }
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError> {
         self.up()?;
         self.with(|i| i.audit.entry(a.tenant.clone()).or_default().push(a.clone()));

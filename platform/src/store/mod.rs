@@ -89,6 +89,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_run(&self, r: &Run) -> Result<(), StoreError>;
     async fn run(&self, t: &TenantId, id: Uuid) -> Result<Option<Run>, StoreError>;
+    /// The tenant's runs that have not finished (`running`, `compensating`): a recovering worker
+    /// resumes those whose claim has lapsed.
+    async fn unfinished_runs(&self, t: &TenantId) -> Result<Vec<Run>, StoreError>;
+    /// Every tenant id (from the registry, which holds no tenant data): where recovery looks.
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError>;
 
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError>;
     async fn audit(&self, t: &TenantId) -> Result<Vec<AuditEntry>, StoreError>;

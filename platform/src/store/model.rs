@@ -194,6 +194,57 @@ pub struct Run {
     /// Why the run did not complete: the failed step (when a step failed) and the reason.
     pub failure: Option<Failure>,
     pub output: Value,
+    /// Where an unfinished run stands, so that another worker can resume it; cleared when the run
+    /// finishes. Internal: not part of the API's view of a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+impl Run {
+    /// Whether the run still has work to do (forward or compensating).
+    pub fn unfinished(&self) -> bool {
+        matches!(self.status.as_str(), "running" | "compensating")
+    }
+}
+
+/// The durable state of a saga between two steps: enough for any worker to carry on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    /// The worker that holds the run, and until when; past it, the run is abandoned.
+    pub owner: String,
+    pub lease_until: DateTime<Utc>,
+    /// The caller and input of the run (the orchestrator's request, without the tenant record).
+    pub request: Value,
+    /// The workflow context (`input`, step outputs) before the next node.
+    pub ctx: Value,
+    /// The next node to run, as a path from the top workflow through sub-workflows:
+    /// `[{workflow, prefix, node}]`. Empty while compensating.
+    pub frames: Vec<Frame>,
+    /// Visits per node so far (loop bounds survive a restart).
+    pub visits: std::collections::BTreeMap<String, u32>,
+    /// Completed effects that have a compensation, oldest first.
+    pub compensable: Vec<CompensableStep>,
+    /// The tier of the last model call.
+    pub tier_used: Option<crate::domain::Tier>,
+    /// Set while compensating: why (the failure, or `manually_cancelled`).
+    pub compensating: Option<String>,
+}
+
+/// One level of the position in a run: node `node` of `workflow`, whose step ids carry `prefix`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Frame {
+    pub workflow: String,
+    pub prefix: String,
+    pub node: String,
+}
+
+/// A completed effect and what its compensation needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompensableStep {
+    pub step_id: String,
+    pub tool: String,
+    pub params: Value,
+    pub output: Value,
 }
 
 /// The step that ended a run, and why (`step_id` is absent for budget stops and timeouts).

@@ -525,6 +525,25 @@ impl Store for PgStore {
         self.get_body(t, sql, &id.to_string()).await
     }
 
+    async fn unfinished_runs(&self, t: &TenantId) -> Result<Vec<Run>, StoreError> {
+        self.list_bodies(
+            t,
+            "SELECT body FROM runs WHERE body->>'status' IN ('running', 'compensating') \
+             ORDER BY body->>'started_at'",
+        )
+        .await
+    }
+    async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT tenant_id FROM tenant_registry ORDER BY tenant_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t,)| TenantId::parse(&t).ok())
+            .collect())
+    }
     async fn append_audit(&self, a: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.tx(&a.tenant).await?;
         sqlx::query("INSERT INTO audit_log (tenant_id, at, outcome, body) VALUES ($1, $2, $3, $4)")

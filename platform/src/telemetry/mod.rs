@@ -42,6 +42,31 @@ pub struct PlanLabels {
     pub kind: String,
 }
 
+/// One upstream of the resilience layer (`database`, `model:SLM_A`, `tool:payment.capture`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
+/// A breaker's move to `state` (open, half_open, closed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub upstream: String,
+    pub state: String,
+}
+
+/// Where an idempotent result was replayed: `api` or `tool`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: String,
+}
+
+/// How a saga (a run with compensable steps) ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SagaLabels {
+    pub status: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -57,6 +82,23 @@ pub struct Metrics {
     pub tool_calls: Family<ToolLabels, Counter>,
     pub router_tier_usage: Family<TierLabels, Counter>,
     pub rate_limited: Family<PlanLabels, Counter>,
+    /// Extra attempts made by the retry policy (`retry_total`).
+    pub retries: Family<UpstreamLabels, Counter>,
+    /// Attempts that hit their timeout (`timeout_total`).
+    pub timeouts: Family<UpstreamLabels, Counter>,
+    /// Breakers opening (`circuit_open_total`): transitions, not rejections.
+    pub circuit_opened: Family<UpstreamLabels, Counter>,
+    /// Every breaker transition by target state (`circuit_transitions_total`).
+    pub circuit_transitions: Family<TransitionLabels, Counter>,
+    /// Calls refused by an open breaker without running (`circuit_rejected_total`).
+    pub circuit_rejected: Family<UpstreamLabels, Counter>,
+    /// Calls refused by a full bulkhead (`bulkhead_rejections_total`).
+    pub bulkhead_rejections: Family<UpstreamLabels, Counter>,
+    /// Results served from an idempotency record instead of running again (`idempotency_hits_total`).
+    pub idempotency_hits: Family<ScopeLabels, Counter>,
+    /// Sagas by final status (`saga_total`), and sagas resumed after a restart (`saga_resumed_total`).
+    pub sagas: Family<SagaLabels, Counter>,
+    pub sagas_resumed: Counter,
 }
 
 impl Default for Metrics {
@@ -97,7 +139,62 @@ impl Default for Metrics {
             "Requests refused by rate limit or quota, by plan",
             rate_limited.clone(),
         );
+        let retries = Family::<UpstreamLabels, Counter>::default();
+        let timeouts = Family::<UpstreamLabels, Counter>::default();
+        let circuit_opened = Family::<UpstreamLabels, Counter>::default();
+        let circuit_transitions = Family::<TransitionLabels, Counter>::default();
+        let circuit_rejected = Family::<UpstreamLabels, Counter>::default();
+        let bulkhead_rejections = Family::<UpstreamLabels, Counter>::default();
+        let idempotency_hits = Family::<ScopeLabels, Counter>::default();
+        let sagas = Family::<SagaLabels, Counter>::default();
+        let sagas_resumed = Counter::default();
+        registry.register("retry", "Extra attempts by upstream", retries.clone());
+        registry.register(
+            "timeout",
+            "Attempts that timed out, by upstream",
+            timeouts.clone(),
+        );
+        registry.register(
+            "circuit_open",
+            "Circuit breakers opening, by upstream",
+            circuit_opened.clone(),
+        );
+        registry.register(
+            "circuit_transitions",
+            "Circuit breaker transitions by upstream and new state",
+            circuit_transitions.clone(),
+        );
+        registry.register(
+            "circuit_rejected",
+            "Calls refused by an open circuit, by upstream",
+            circuit_rejected.clone(),
+        );
+        registry.register(
+            "bulkhead_rejections",
+            "Calls refused by a full bulkhead, by upstream",
+            bulkhead_rejections.clone(),
+        );
+        registry.register(
+            "idempotency_hits",
+            "Results replayed from an idempotency record",
+            idempotency_hits.clone(),
+        );
+        registry.register("saga", "Sagas by final status", sagas.clone());
+        registry.register(
+            "saga_resumed",
+            "Interrupted sagas resumed by a restarted worker",
+            sagas_resumed.clone(),
+        );
         Self {
+            retries,
+            timeouts,
+            circuit_opened,
+            circuit_transitions,
+            circuit_rejected,
+            bulkhead_rejections,
+            idempotency_hits,
+            sagas,
+            sagas_resumed,
             registry,
             http_requests,
             http_duration,

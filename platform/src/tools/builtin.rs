@@ -519,7 +519,7 @@ impl Builtin {
                 };
                 let pay = Payment {
                     tenant: t.clone(),
-                    payment_id: format!("PAY-{}", ctx.ids.token_hex(6)),
+                    payment_id: ctx.new_id("PAY", "payment.authorize"),
                     amount_cents: amount,
                     method: s(a, "method").unwrap_or("card").to_string(),
                     status: status.into(),
@@ -530,6 +530,12 @@ impl Builtin {
             Kind::PaymentCapture => {
                 let id = s(a, "payment_id").unwrap_or("");
                 let mut pay = payment_of(st, t, id).await?;
+                // Capturing twice (a retry after a lost answer) is the same capture.
+                if pay.status == "captured" {
+                    return Ok(
+                        json!({"payment_id": id, "status": "captured", "amount_cents": pay.amount_cents}),
+                    );
+                }
                 if pay.status != "authorized" {
                     return Err(rejected(
                         "not_capturable",
@@ -598,7 +604,7 @@ impl Builtin {
                 let order = s(a, "order_id").unwrap_or("");
                 let m = OutboxMessage {
                     tenant: t.clone(),
-                    message_id: format!("MSG-{}", ctx.ids.token_hex(6)),
+                    message_id: ctx.new_id("MSG", "email.send"),
                     kind: "email".into(),
                     to: s(a, "to")
                         .map(str::to_string)
@@ -630,7 +636,7 @@ impl Builtin {
             Kind::CrmCreateLead => {
                 let lead = Lead {
                     tenant: t.clone(),
-                    lead_id: format!("LEAD-{}", ctx.ids.token_hex(6)),
+                    lead_id: ctx.new_id("LEAD", "crm.create_lead"),
                     name: s(a, "name").unwrap_or("").into(),
                     email: s(a, "email").unwrap_or("").into(),
                     company: s(a, "company").map(str::to_string),
@@ -648,7 +654,7 @@ impl Builtin {
             Kind::NotifySales => {
                 let m = OutboxMessage {
                     tenant: t.clone(),
-                    message_id: format!("NTF-{}", ctx.ids.token_hex(6)),
+                    message_id: ctx.new_id("NTF", "notify.sales"),
                     kind: "notification".into(),
                     to: "sales".into(),
                     subject: format!("New grade {} lead", s(a, "grade").unwrap_or("?")),
@@ -661,7 +667,7 @@ impl Builtin {
             Kind::NotifyAgents => {
                 let m = OutboxMessage {
                     tenant: t.clone(),
-                    message_id: format!("NTF-{}", ctx.ids.token_hex(6)),
+                    message_id: ctx.new_id("NTF", "notify.agents"),
                     kind: "notification".into(),
                     to: format!("queue:{}", s(a, "queue").unwrap_or("")),
                     subject: format!(
@@ -701,7 +707,7 @@ impl Builtin {
                 }
                 let ticket = Ticket {
                     tenant: t.clone(),
-                    ticket_id: format!("TCK-{}", ctx.ids.token_hex(6)),
+                    ticket_id: ctx.new_id("TCK", "ticket.create"),
                     subject: s(a, "subject").unwrap_or("").into(),
                     description: s(a, "description").unwrap_or("").into(),
                     priority: priority.into(),

@@ -1,14 +1,17 @@
 //! Tools: what a workflow can do to the world. Each tool has a [`Manifest`] (name, parameters,
 //! timeout, retries, and how to compensate it), and the [`Registry`] is the only way to call one: it
-//! validates parameters against the manifest (extras rejected), applies the resilience policy, and
-//! compensates with the manifest's own timeout and retries.
+//! validates parameters against the manifest (extras rejected), runs a side effect at most once per
+//! idempotency key, calls through the tool's upstream of the resilience layer (bulkhead, breaker,
+//! retry, timeout), and compensates through a separate upstream with the manifest's own timeout
+//! and retries.
 
 pub mod builtin;
 
 use crate::clock::{Clock, Ids};
 use crate::config::Config;
 use crate::domain::{Role, TenantId};
-use crate::resilience::{Policy, PolicyError, Retryable};
+use crate::resilience::idempotency::{fingerprint, Idempotency, IdempotencyError, Served};
+use crate::resilience::{retryable_status, CallError, Kind, Resilience, Retryable};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
@@ -147,11 +150,29 @@ pub enum ToolError {
     /// A business refusal (declined card, unknown SKU, no stock). Not retried.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
-    /// A passing failure (injected fault, unavailable backend). Retried.
+    /// A passing failure (connection lost, backend unavailable). Retried.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// The upstream answered with an HTTP status: retried when it is 408, 429 or 5xx, after
+    /// `retry_after_ms` when the upstream asked for it.
+    #[error("{message} (status {status})")]
+    Upstream {
+        status: u16,
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
     #[error("timed out")]
     Timeout,
+    /// The tool's circuit breaker is open: the tool was not called.
+    #[error("circuit open for {0}: not called")]
+    CircuitOpen(String),
+    /// The tool's bulkhead stayed full: the tool was not called.
+    #[error("too many calls of {0} in flight: not called")]
+    BulkheadFull(String),
+    /// Another call with the same idempotency key is still running, or the key was reused with
+    /// other parameters.
+    #[error("idempotency: {0}")]
+    Idempotency(String),
     #[error("tool `{0}` is not allowed for this tenant")]
     NotAllowed(String),
     #[error("`{0}` has no compensation")]
@@ -160,7 +181,31 @@ pub enum ToolError {
 
 impl Retryable for ToolError {
     fn retryable(&self) -> bool {
-        matches!(self, ToolError::Transient(_) | ToolError::Timeout)
+        match self {
+            ToolError::Transient(_) | ToolError::Timeout => true,
+            ToolError::Upstream { status, .. } => retryable_status(*status),
+            _ => false,
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ToolError::Upstream {
+                retry_after_ms: Some(ms),
+                ..
+            } => Some(Duration::from_millis(*ms)),
+            _ => None,
+        }
+    }
+}
+
+impl From<CallError<ToolError>> for ToolError {
+    fn from(e: CallError<ToolError>) -> Self {
+        match e {
+            CallError::Timeout { .. } => ToolError::Timeout,
+            CallError::Failed { error, .. } => error,
+            CallError::CircuitOpen { upstream } => ToolError::CircuitOpen(upstream),
+            CallError::BulkheadFull { upstream } => ToolError::BulkheadFull(upstream),
+        }
     }
 }
 
@@ -199,6 +244,29 @@ pub struct ToolCtx {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<Ids>,
     pub cfg: Arc<Config>,
+    /// The call's idempotency key (derived by the executor from the run, the step and the
+    /// parameters). A side-effecting call runs at most once per key; tools hand it to their
+    /// upstream and derive the ids they create from it, so a repeated effect names the same thing.
+    pub idempotency_key: Option<String>,
+    /// Set by a worker resuming an interrupted saga: a pending claim on the key is the dead
+    /// worker's own and is taken over instead of waited for.
+    pub resuming: bool,
+}
+
+impl ToolCtx {
+    /// An id for something this call creates (`PAY-`, `TCK-`, ...): derived from the idempotency
+    /// key when there is one, so the same call names the same thing however often it runs;
+    /// otherwise drawn from the id stream.
+    pub fn new_id(&self, prefix: &str, tool: &str) -> String {
+        match &self.idempotency_key {
+            Some(k) => {
+                use sha2::{Digest, Sha256};
+                let h = Sha256::digest(format!("{}:{tool}:{k}", self.cfg.seed).as_bytes());
+                format!("{prefix}-{}", &hex::encode(h)[..12])
+            }
+            None => format!("{prefix}-{}", self.ids.token_hex(6)),
+        }
+    }
 }
 
 /// A callable tool. `compensate` undoes a successful `call`, given its parameters and output.
@@ -216,16 +284,35 @@ pub trait Tool: Send + Sync + 'static {
     }
 }
 
-/// A fault to inject into a tool, for tests of retries and sagas. Embedded deployments only: the
-/// registry has no configuration path that sets one, only [`Registry::inject_fault`].
+/// A fault to inject into a tool, for tests of retries, breakers and sagas. Embedded deployments
+/// only: nothing in the configuration sets one; the operator surface (on only with
+/// `fault_injection: true`) and in-process tests call [`Registry::set_fault`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
-    /// Fail the next `n` calls with a transient error.
-    FailTimes(u32),
-    /// Fail every call with a transient error.
-    AlwaysFail,
+    /// Fail the next `times` calls (every call when `None`) with `status`: 5xx, 408 and 429 are
+    /// passing and retried (after `retry_after_ms` when set), any other status is permanent.
+    Fail {
+        times: Option<u32>,
+        status: u16,
+        retry_after_ms: Option<u64>,
+    },
     /// Sleep this long before each call.
     Delay(Duration),
+    /// Never answer: only the call's timeout ends it.
+    Hang,
+    /// Fail with 503 until the platform clock reaches this time, then succeed.
+    FailUntil(chrono::DateTime<chrono::Utc>),
+}
+
+impl Fault {
+    /// The passing failure of the old wire names: `always_fail`, `fail_times`.
+    pub fn transient(times: Option<u32>) -> Self {
+        Fault::Fail {
+            times,
+            status: 503,
+            retry_after_ms: None,
+        }
+    }
 }
 
 /// Where a fault applies: the call itself or its compensation.
@@ -237,25 +324,30 @@ pub enum FaultPoint {
 
 type FaultKey = (Option<String>, String, FaultPoint);
 
-/// Every tool, by name, with the policies and injected faults that wrap them.
+/// Every tool, by name, with the resilience layer, idempotency and injected faults around them.
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
     /// Keyed by (tenant or `None` for every tenant, tool, point).
     faults: Mutex<HashMap<FaultKey, Fault>>,
-    retry_base: Duration,
-    retry_cap: Duration,
-    seed: u64,
+    resilience: Arc<Resilience>,
+    /// Where side effects record their keys; `None` runs them without (manifest-only uses).
+    idempotency: Option<Idempotency>,
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Registry {
-    /// The built-in business tools, with backoff from `cfg`.
-    pub fn builtin(cfg: &Config) -> Self {
+    /// The built-in business tools behind `resilience`, their effects recorded in `idempotency`.
+    pub fn builtin(
+        resilience: Arc<Resilience>,
+        idempotency: Option<Idempotency>,
+        metrics: Arc<crate::telemetry::Metrics>,
+    ) -> Self {
         let mut r = Self {
             tools: BTreeMap::new(),
             faults: Mutex::new(HashMap::new()),
-            retry_base: Duration::from_millis(cfg.retry_base_ms),
-            retry_cap: Duration::from_millis(cfg.retry_cap_ms),
-            seed: cfg.seed,
+            resilience,
+            idempotency,
+            metrics,
         };
         for t in builtin::all() {
             r.register(t);
@@ -275,25 +367,30 @@ impl Registry {
         self.tools.keys().map(String::as_str)
     }
 
-    /// Injects a fault for every tenant (in-process tests).
-    pub fn inject_fault(&self, tool: &str, point: FaultPoint, fault: Fault) {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((None, tool.to_string(), point), fault);
+    /// Only the manifests, for validating workflows and tests that never call a tool.
+    pub fn manifests_only() -> Self {
+        let metrics = Arc::new(crate::telemetry::Metrics::default());
+        let resilience = Resilience::new(
+            Default::default(),
+            0,
+            Arc::new(crate::clock::SystemClock),
+            metrics.clone(),
+        );
+        Self::builtin(Arc::new(resilience), None, metrics)
     }
 
-    /// Sets (or with `None` clears) a fault for one tenant only (the operator surface), so that
-    /// specs running in parallel against one deployment do not see each other's faults.
-    pub fn set_tenant_fault(
+    /// Sets (or with `None` clears) a fault of one tenant (the operator surface, so that specs
+    /// running in parallel against one deployment do not see each other's faults) or of every
+    /// tenant (`tenant` `None`, in-process tests).
+    pub fn set_fault(
         &self,
-        tenant: &TenantId,
+        tenant: Option<&TenantId>,
         tool: &str,
         point: FaultPoint,
         fault: Option<Fault>,
     ) {
         let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (Some(tenant.to_string()), tool.to_string(), point);
+        let key = (tenant.map(|t| t.to_string()), tool.to_string(), point);
         match fault {
             Some(f) => g.insert(key, f),
             None => g.remove(&key),
@@ -309,49 +406,60 @@ impl Registry {
 
     async fn apply_fault(
         &self,
-        tenant: &TenantId,
+        ctx: &ToolCtx,
         tool: &str,
         point: FaultPoint,
     ) -> Result<(), ToolError> {
         let fault = {
             let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-            let own = (Some(tenant.to_string()), tool.to_string(), point);
+            let own = (Some(ctx.tenant.to_string()), tool.to_string(), point);
             let key = if g.contains_key(&own) {
                 own
             } else {
                 (None, tool.to_string(), point)
             };
             match g.get_mut(&key) {
-                Some(Fault::FailTimes(0)) => {
+                Some(Fault::Fail { times: Some(0), .. }) => {
                     g.remove(&key);
                     None
                 }
-                Some(Fault::FailTimes(n)) => {
+                Some(Fault::Fail {
+                    times: Some(n),
+                    status,
+                    retry_after_ms,
+                }) => {
                     *n -= 1;
-                    Some(Fault::AlwaysFail)
+                    Some(Fault::Fail {
+                        times: None,
+                        status: *status,
+                        retry_after_ms: *retry_after_ms,
+                    })
+                }
+                Some(Fault::FailUntil(until)) if ctx.clock.now() >= *until => {
+                    g.remove(&key);
+                    None
                 }
                 other => other.cloned(),
             }
         };
+        let injected = |status: u16, retry_after_ms: Option<u64>| ToolError::Upstream {
+            status,
+            message: format!("injected fault in {tool} ({point:?})"),
+            retry_after_ms,
+        };
         match fault {
-            Some(Fault::AlwaysFail) | Some(Fault::FailTimes(_)) => Err(ToolError::Transient(
-                format!("injected fault in {tool} ({point:?})"),
-            )),
+            Some(Fault::Fail {
+                status,
+                retry_after_ms,
+                ..
+            }) => Err(injected(status, retry_after_ms)),
+            Some(Fault::FailUntil(_)) => Err(injected(503, None)),
             Some(Fault::Delay(d)) => {
                 tokio::time::sleep(d).await;
                 Ok(())
             }
+            Some(Fault::Hang) => std::future::pending().await,
             None => Ok(()),
-        }
-    }
-
-    fn policy(&self, timeout_ms: u64, retries: u32) -> Policy {
-        Policy {
-            timeout: Duration::from_millis(timeout_ms),
-            max_retries: retries,
-            base: self.retry_base,
-            cap: self.retry_cap,
-            jitter: 0.1,
         }
     }
 
@@ -361,63 +469,102 @@ impl Registry {
             .ok_or_else(|| ToolError::Unknown(name.to_string()))
     }
 
-    /// Calls a tool: parameter validation, then the manifest's timeout and retries.
-    /// Returns the output and the number of attempts.
+    /// Calls a tool: parameter validation; then, for a side effect with an idempotency key, at
+    /// most one execution per key (a repeated call gets the recorded output); then the tool's
+    /// upstream: bulkhead, breaker, retries, timeout. Returns the output, the attempts made (0
+    /// when the output was replayed) and how it was served.
     pub async fn call(
         &self,
         name: &str,
         ctx: &ToolCtx,
         params: &Value,
-    ) -> Result<(Value, u32), ToolError> {
+    ) -> Result<(Value, u32, Served), ToolError> {
         let tool = self.tool(name)?;
         let m = tool.manifest();
         m.validate(params)?;
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let key = format!("{}:{name}", ctx.run_id);
-        let r = self
-            .policy(m.timeout_ms, m.retries)
-            .run(self.seed, &key, |_| async {
-                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.apply_fault(&ctx.tenant, name, FaultPoint::Call)
-                    .await?;
-                tool.call(ctx, params).await
-            })
-            .await;
-        flatten(r).map(|v| (v, attempts.into_inner()))
+        let upstream = self.resilience.upstream(
+            &format!("tool:{name}"),
+            Kind::Tool,
+            Some((m.timeout_ms, m.retries)),
+        );
+        let key = format!(
+            "{}:{name}",
+            ctx.idempotency_key
+                .as_deref()
+                .unwrap_or(&ctx.run_id.to_string())
+        );
+        let run = || async {
+            upstream
+                .call(&key, |_| async {
+                    self.apply_fault(ctx, name, FaultPoint::Call).await?;
+                    tool.call(ctx, params).await
+                })
+                .await
+                .map_err(ToolError::from)
+        };
+        match (&self.idempotency, &ctx.idempotency_key) {
+            (Some(idem), Some(k)) if m.side_effect => {
+                let s = &upstream.settings;
+                // A claim outlives every attempt of the call and the waits between them.
+                let lease = Duration::from_millis(
+                    s.timeout_ms
+                        .saturating_add(self.resilience.retry_cap_ms())
+                        .saturating_mul(u64::from(s.max_retries) + 1),
+                );
+                let kv_key = format!("idem:{}:tool:{k}", ctx.tenant);
+                let print = fingerprint(&[&Value::from(name), params]);
+                let r = idem
+                    .once(&kv_key, &print, lease, ctx.resuming, || async {
+                        run().await
+                    })
+                    .await;
+                match r {
+                    Ok(((v, attempts), Served::Fresh)) => Ok((v, attempts, Served::Fresh)),
+                    Ok(((v, _), Served::Replayed)) => {
+                        self.metrics
+                            .idempotency_hits
+                            .get_or_create(&crate::telemetry::ScopeLabels {
+                                scope: "tool".into(),
+                            })
+                            .inc();
+                        Ok((v, 0, Served::Replayed))
+                    }
+                    Err(IdempotencyError::Work(e)) => Err(e),
+                    Err(e) => Err(ToolError::Idempotency(e.to_string())),
+                }
+            }
+            _ => run().await.map(|(v, a)| (v, a, Served::Fresh)),
+        }
     }
 
-    /// Compensates a successful call with the manifest's compensation timeout and retries.
+    /// Compensates a successful call through its own upstream (`compensate:<tool>`), with the
+    /// manifest's compensation timeout and retries. Returns the output and the attempts made.
     pub async fn compensate(
         &self,
         name: &str,
         ctx: &ToolCtx,
         params: &Value,
         output: &Value,
-    ) -> Result<Value, ToolError> {
+    ) -> Result<(Value, u32), ToolError> {
         let tool = self.tool(name)?;
         let c = tool
             .manifest()
             .compensation
             .clone()
             .ok_or_else(|| ToolError::NoCompensation(name.to_string()))?;
+        let upstream = self.resilience.upstream(
+            &format!("compensate:{name}"),
+            Kind::Compensation,
+            Some((c.timeout_ms, c.retries)),
+        );
         let key = format!("{}:{name}:compensate", ctx.run_id);
-        let r = self
-            .policy(c.timeout_ms, c.retries)
-            .run(self.seed, &key, |_| async {
-                self.apply_fault(&ctx.tenant, name, FaultPoint::Compensate)
-                    .await?;
+        upstream
+            .call(&key, |_| async {
+                self.apply_fault(ctx, name, FaultPoint::Compensate).await?;
                 tool.compensate(ctx, params, output).await
             })
-            .await;
-        flatten(r)
-    }
-}
-
-fn flatten<T>(r: Result<T, PolicyError<ToolError>>) -> Result<T, ToolError> {
-    match r {
-        Ok(v) => Ok(v),
-        Err(PolicyError::Timeout { .. }) => Err(ToolError::Timeout),
-        Err(PolicyError::Failed { error, .. }) => Err(error),
+            .await
+            .map_err(ToolError::from)
     }
 }
 

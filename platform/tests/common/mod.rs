@@ -63,8 +63,11 @@ impl Resp {
 /// The test configuration: fast retries, everything else as shipped.
 pub fn test_config() -> Config {
     Config {
-        retry_base_ms: 1,
-        retry_cap_ms: 5,
+        resilience: platform::resilience::ResilienceConfig {
+            retry_base_ms: 1,
+            retry_cap_ms: 5,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }
