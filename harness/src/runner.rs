@@ -185,7 +185,10 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     let mut o = skipped(spec, cfg, "");
     o.status = Status::Passed;
     o.skip_reason = None;
-    let skip = spec.skip_reason(cfg.mode);
+    let mut skip = spec.skip_reason(cfg.mode);
+    if spec.platform.is_some() && matches!(cfg.target, TargetSpec::Remote { .. }) {
+        skip = Some("its `platform:` configuration needs an in-process target".into());
+    }
     if let Some(reason) = skip {
         o.status = Status::Skipped;
         o.skip_reason = Some(reason);
@@ -311,6 +314,16 @@ struct Scenario<'a> {
     transcript: Vec<Exchange>,
     /// The exchanges of the step's latest attempt.
     attempt_log: std::sync::Mutex<Vec<Exchange>>,
+    /// Requests sent with `background: true`, abandoned when the scenario ends.
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Scenario<'_> {
+    fn drop(&mut self) {
+        for t in &self.background {
+            t.abort();
+        }
+    }
 }
 
 /// The tenant id a fixture tenant `alias` gets in scenario `spec_id` run with `seed` (`nonce` is
@@ -370,7 +383,13 @@ impl<'a> Scenario<'a> {
         };
         let target = cfg
             .target
-            .start(cfg.seed, &spec.id, &cfg.model, cfg.workflows_dir.as_deref())
+            .start(
+                cfg.seed,
+                &spec.id,
+                &cfg.model,
+                cfg.workflows_dir.as_deref(),
+                spec.platform.as_ref(),
+            )
             .await
             .map_err(|e| setup(e.to_string()))?;
         let http = reqwest::Client::builder()
@@ -389,6 +408,7 @@ impl<'a> Scenario<'a> {
             tokens: Mutex::new(HashMap::new()),
             transcript: vec![],
             attempt_log: std::sync::Mutex::new(vec![]),
+            background: vec![],
         };
         sc.vars.insert("seed".into(), json!(cfg.seed));
         for name in &spec.fixtures {
@@ -682,6 +702,54 @@ impl<'a> Scenario<'a> {
                 .map_err(|m| format!("{m}\nreplay report: {}", expect::matcher::short(&summary)))?;
             return self.capture(step, &resp);
         }
+        let special = match (&step.restart, &step.wait_for_event) {
+            (Some(r), _) => Some(("RESTART".to_string(), self.restart(step, r).await?)),
+            (_, Some(w)) => Some((
+                format!("WAIT FOR {}", w.subject),
+                event_response(self.await_event(step, &w.subject, &w.fields).await?),
+            )),
+            _ => None,
+        };
+        if let Some((request, resp)) = special {
+            self.transcript.push(Exchange {
+                step: n,
+                copy: 0,
+                request,
+                body: None,
+                status: resp.status,
+                response: resp.json.clone(),
+                latency_ms: 0,
+            });
+            self.check_response(step, &resp, &BTreeMap::new()).await?;
+            return self.capture(step, &resp);
+        }
+        if step.background {
+            let creds = self.credentials(&self.actor(step)).await?;
+            let req = self.request(n, step, creds)?;
+            self.transcript.push(Exchange {
+                step: n,
+                copy: 0,
+                request: format!(
+                    "{} {} (in the background)",
+                    req.method,
+                    req.url
+                        .strip_prefix(&self.target.base_url)
+                        .unwrap_or(&req.url)
+                ),
+                body: req
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice(b).ok()),
+                status: 0,
+                response: Value::Null,
+                latency_ms: 0,
+            });
+            let http = self.http.clone();
+            self.background.push(tokio::spawn(async move {
+                let _ = drive::send(&http, &req).await;
+            }));
+            return Ok(());
+        }
         if let Some(ms) = step.advance_clock_ms {
             return self
                 .operator(
@@ -699,6 +767,60 @@ impl<'a> Scenario<'a> {
         self.transcript.extend(last);
         let resp = r?;
         self.capture(step, &resp)
+    }
+
+    /// The first event of the step's tenant published in this scenario with `subject` and
+    /// matching `fields`, waited for up to the events timeout.
+    async fn await_event(
+        &self,
+        step: &Step,
+        subject: &str,
+        fields: &BTreeMap<String, Value>,
+    ) -> Result<Value, String> {
+        let actor = self.actor(step);
+        let tenant = self.slug(&actor.tenant.clone().unwrap_or_default())?;
+        let feed = self.feed();
+        let deadline = Instant::now() + self.cfg.events_timeout;
+        loop {
+            let (all, _) = feed.since(Cursor::default()).await?;
+            for e in &all {
+                if e["event_type"] != json!(subject) || e["tenant_id"] != json!(tenant) {
+                    continue;
+                }
+                let mut why = vec![];
+                check_paths("field", fields, e, self, &mut why)?;
+                if why.is_empty() {
+                    return Ok(e.clone());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no `{subject}` event of tenant {tenant} matching {fields:?} within {:?}",
+                    self.cfg.events_timeout
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the step's event (if any), then restarts the in-process platform; the new
+    /// instance gets a new address and a new HTTP client (pooled connections belonged to the
+    /// dead one).
+    async fn restart(
+        &mut self,
+        step: &Step,
+        r: &crate::spec::RestartStep,
+    ) -> Result<Response, String> {
+        let event = match &r.after_event {
+            Some(subject) => self.await_event(step, subject, &r.fields).await?,
+            None => Value::Null,
+        };
+        self.target.restart().await.map_err(|e| e.to_string())?;
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(event_response(event))
     }
 
     async fn attempts(&self, n: usize, step: &Step) -> Result<Response, String> {
@@ -897,7 +1019,12 @@ impl<'a> Scenario<'a> {
             .await
     }
 
-    fn request(&self, step: &Step, creds: BTreeMap<String, String>) -> Result<Request, String> {
+    fn request(
+        &self,
+        n_step: usize,
+        step: &Step,
+        creds: BTreeMap<String, String>,
+    ) -> Result<Request, String> {
         let merge = |base: Value| -> Result<Value, String> {
             let mut base = base;
             if let Some(b) = &step.body {
@@ -962,6 +1089,13 @@ impl<'a> Scenario<'a> {
         if raw.is_some() {
             headers.insert("content-type".into(), "application/json".into());
         }
+        // The harness names each request (spec, seed, step), so that request ids in answers are the
+        // same on every rerun however often it polled in between; a spec may set its own. A
+        // shared deployment sees the same id again only when the same spec reruns with its seed.
+        headers.insert(
+            "x-request-id".into(),
+            format!("{}-{}-{n_step}", self.spec.id, self.cfg.seed),
+        );
         for (k, v) in &step.headers {
             headers.insert(k.to_ascii_lowercase(), self.interp_str(v)?);
         }
@@ -978,7 +1112,7 @@ impl<'a> Scenario<'a> {
     async fn attempt(&self, n_step: usize, step: &Step) -> Result<Response, String> {
         let actor = self.actor(step);
         let creds = self.credentials(&actor).await?;
-        let req = self.request(step, creds.clone())?;
+        let req = self.request(n_step, step, creds.clone())?;
         let e = &step.expect;
         let cursor = if e.events.is_empty() && e.no_event_contains.is_empty() {
             None
@@ -986,6 +1120,8 @@ impl<'a> Scenario<'a> {
             Some(self.feed().head().await?)
         };
         let n = step.parallel.unwrap_or(1) as usize;
+        // The copies of a `parallel` step share the step's request id: which copy is answered
+        // how is up to the scheduler, and the transcript must not depend on it.
         let resps = futures::future::join_all((0..n).map(|_| drive::send(&self.http, &req))).await;
         self.record(n_step, &req, &resps);
         let mut first = None;
@@ -1368,6 +1504,16 @@ pub fn augment_run(mut run: Value) -> Value {
     run["compensation_ids"] = list(&comp, "step_id");
     run["compensation_tools"] = list(&comp, "tool");
     run
+}
+
+/// The response of a step that waited for an event: `{event}`.
+fn event_response(event: Value) -> Response {
+    Response {
+        status: 200,
+        headers: Default::default(),
+        json: json!({ "event": event }),
+        latency: Duration::ZERO,
+    }
 }
 
 fn step_label(i: usize, step: &Step) -> String {

@@ -121,6 +121,9 @@ pub enum StartError {
     Seed(#[from] SeedError),
     #[error("backend unavailable: {0}")]
     Backend(String),
+    /// A combination a deployment must not run with.
+    #[error("configuration refused: {0}")]
+    Config(String),
 }
 
 /// Mixed into the id seed for the request-id stream, so the two streams never coincide.
@@ -164,6 +167,11 @@ pub type AppState = Arc<App>;
 impl App {
     /// Validates the workflows, seeds the demo data and starts the metering projector.
     pub async fn start(cfg: Config, b: Backends) -> Result<AppState, StartError> {
+        if cfg.production && cfg.fault_injection {
+            return Err(StartError::Config(
+                "fault injection cannot be switched on in a production deployment".into(),
+            ));
+        }
         let cfg = Arc::new(cfg);
         let metrics = Arc::new(Metrics::default());
         let resilience = Arc::new(crate::resilience::Resilience::new(
@@ -178,6 +186,14 @@ impl App {
             std::time::Duration::from_secs(cfg.idempotency_ttl_secs.max(1) as u64),
             std::time::Duration::from_millis(cfg.idempotency_wait_ms),
         );
+        // Every database call goes through the `database` upstream from here on.
+        let b = Backends {
+            store: Arc::new(crate::store::guarded::GuardedStore::new(
+                b.store,
+                resilience.upstream("database", crate::resilience::Kind::Database, None),
+            )),
+            ..b
+        };
         let tools = Arc::new(Registry::builtin(
             resilience.clone(),
             Some(idempotency.clone()),

@@ -52,8 +52,12 @@ pub struct Config {
     /// `X-Operator-Key` (`PLATFORM_OPERATOR_KEY`). Unset (the default) turns that surface off: 404.
     pub operator_key: Option<String>,
     /// Whether the operator surface may inject tool faults (`PLATFORM_FAULT_INJECTION=1`). Off by
-    /// default: only test deployments (the harness's targets) turn it on.
+    /// default: only test deployments (the harness's targets) turn it on. A production deployment
+    /// refuses to start with it on.
     pub fault_injection: bool,
+    /// `true` for a production deployment (`PLATFORM_PRODUCTION=1`): fault injection and the movable
+    /// test clock are then refused at start-up, whatever else the configuration says.
+    pub production: bool,
     /// The backend of each port (embedded by default) and how to reach the real ones.
     pub backends: BackendsConfig,
     /// Redelivery policy of the durable event consumers (metering, analytics).
@@ -280,6 +284,7 @@ impl Default for Config {
             run_budget: RunBudget::default(),
             operator_key: None,
             fault_injection: false,
+            production: false,
             backends: BackendsConfig::default(),
             delivery: crate::bus::DeliveryConfig::default(),
         }
@@ -329,6 +334,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("PLATFORM_FAULT_INJECTION") {
             cfg.fault_injection = matches!(v.as_str(), "1" | "true");
+        }
+        if let Ok(v) = std::env::var("PLATFORM_PRODUCTION") {
+            cfg.production = matches!(v.as_str(), "1" | "true");
         }
         if let Ok(v) = std::env::var("PLATFORM_WORKFLOWS_DIR") {
             cfg.workflows_dir = Some(v);

@@ -75,6 +75,9 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
         .single()
         .unwrap_or_default();
     let mut api_keys = vec![];
+    // Business data (stock, orders, documents) is written once: a restart over a persistent store
+    // must not reset what the running platform has changed since.
+    let first_start = store.tenant(&tid("acme")).await?.is_none();
     for (slug, name, plan) in [
         ("acme", "Acme Corp", Plan::Pro),
         ("globex", "Globex Corporation", Plan::Free),
@@ -120,6 +123,9 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
                 role,
             })
             .await?;
+    }
+    if !first_start {
+        return Ok(Seeded { api_keys });
     }
     for (slug, sku, name, price, stock) in [
         ("acme", "SKU-WIDGET", "Widget", 1_999, 100),

@@ -368,3 +368,27 @@ async fn versions_and_the_tenant_record_say_what_answered_and_what_ran() {
         404
     );
 }
+
+#[tokio::test]
+async fn a_production_deployment_refuses_to_start_with_fault_injection() {
+    let cfg = Config {
+        production: true,
+        ..operator_cfg(true)
+    };
+    let backends = platform::app::Backends::embedded(&cfg);
+    let refused = platform::app::App::start(cfg, backends).await.err();
+    assert!(
+        refused.as_ref().is_some_and(|e| e
+            .to_string()
+            .contains("fault injection cannot be switched on")),
+        "{:?}",
+        refused.map(|e| e.to_string())
+    );
+    // Without fault injection, a production deployment starts.
+    let cfg = Config {
+        production: true,
+        ..operator_cfg(false)
+    };
+    let backends = platform::app::Backends::embedded(&cfg);
+    assert!(platform::app::App::start(cfg, backends).await.is_ok());
+}

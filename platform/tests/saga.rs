@@ -287,3 +287,133 @@ async fn compensation_can_be_switched_off_per_execution() {
         ]
     );
 }
+
+/// A second worker over the same backends (the first one's store, bus and clock; a fresh Kv), as
+/// a restarted process would be.
+async fn second_worker(s: &common::Server) -> platform::app::AppState {
+    use platform::app::{App, Backends};
+    let backends = Backends {
+        store: s.store.clone(),
+        bus: s.bus.clone(),
+        kv: std::sync::Arc::new(platform::kv::memory::MemoryKv::default()),
+        llm: std::sync::Arc::new(platform::llm::scripted::ScriptedLlm::new(s.app.cfg.seed)),
+        clock: s.clock.clone(),
+    };
+    let mut cfg = (*s.app.cfg).clone();
+    cfg.saga.sweep_ms = 0;
+    App::start(cfg, backends)
+        .await
+        .expect("the second worker starts")
+}
+
+/// Starts an order whose capture hangs and returns its run id once the run is checkpointed at
+/// the capture; then halts the worker, as a crash would.
+async fn order_stuck_at_capture_then_crash(s: &common::Server) -> String {
+    let bob = s.token("acme", "bob", "user");
+    s.app
+        .tools
+        .set_fault(None, "payment.capture", FaultPoint::Call, Some(Fault::Hang));
+    let (http, base) = (s.http.clone(), s.base.clone());
+    tokio::spawn(async move {
+        let _ = http
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(bob)
+            .json(&order_body())
+            .send()
+            .await;
+    });
+    let capture_requested = || {
+        s.events_of_type("tool.call.requested")
+            .into_iter()
+            .find(|(_, d)| d["tool"] == "payment.capture")
+            .map(|(r, _)| r)
+    };
+    common::eventually("the run is checkpointed at the capture", || {
+        let found = capture_requested().is_some();
+        async move { found }
+    })
+    .await;
+    s.app.halt();
+    capture_requested().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_worker_leaves_a_held_saga_alone_and_resumes_it_once_its_lease_lapses() {
+    let s = start().await;
+    let run_id = order_stuck_at_capture_then_crash(&s).await;
+    let tenant = platform::domain::TenantId::parse("acme").unwrap();
+    let id = uuid::Uuid::parse_str(&run_id).unwrap();
+    let b = second_worker(&s).await;
+    assert_eq!(b.engine.recover().await, 0, "the lease still holds");
+    let held = s.store_run(&tenant, id).await;
+    assert_eq!(held.status, "running");
+    let cp = held.checkpoint.expect("a running saga has a checkpoint");
+    assert_eq!(
+        cp.frames.last().map(|f| f.node.as_str()),
+        Some("capture_payment")
+    );
+    platform::clock::Clock::advance_by(
+        s.clock.as_ref(),
+        chrono::Duration::milliseconds(s.app.cfg.saga.lease_ms as i64 + 1),
+    );
+    assert_eq!(b.engine.recover().await, 1);
+    common::eventually("the resumed run completes", || async {
+        s.store_run(&tenant, id).await.status == "completed"
+    })
+    .await;
+    let run = s.store_run(&tenant, id).await;
+    assert!(
+        run.checkpoint.is_none(),
+        "a finished run keeps no checkpoint"
+    );
+    let ids: Vec<&str> = run.steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(
+        ids.iter().filter(|i| **i == "reserve_inventory").count(),
+        1,
+        "{ids:?}"
+    );
+    assert_eq!(ids.last(), Some(&"end"));
+}
+
+#[tokio::test]
+async fn an_abandoned_saga_cancelled_on_another_worker_is_compensated_from_its_checkpoint() {
+    let s = start().await;
+    let bob = s.token("acme", "bob", "user");
+    let before = s.stock(&bob, "SKU-WIDGET").await;
+    let run_id = order_stuck_at_capture_then_crash(&s).await;
+    let tenant = platform::domain::TenantId::parse("acme").unwrap();
+    let id = uuid::Uuid::parse_str(&run_id).unwrap();
+    let b = second_worker(&s).await;
+    let run = b.engine.cancel(&tenant, id).await.expect("cancelled");
+    assert_eq!(run.status, "compensated");
+    assert_eq!(
+        run.failure.map(|f| f.reason).as_deref(),
+        Some("manually_cancelled")
+    );
+    let undone: Vec<&str> = run
+        .compensation
+        .iter()
+        .map(|c| c.step_id.as_str())
+        .collect();
+    assert_eq!(
+        undone,
+        [
+            "compensate:create_order",
+            "compensate:authorize_payment",
+            "compensate:reserve_inventory"
+        ]
+    );
+    assert_eq!(
+        b.engine.cancel(&tenant, id).await.map(|r| r.status),
+        Err(platform::orchestrator::executor::CancelError::Finished(
+            "compensated".into()
+        ))
+    );
+    let stored = s.store_run(&tenant, id).await;
+    assert_eq!(stored.status, "compensated");
+    let stock = platform::store::Store::product(s.store.as_ref(), &tenant, "SKU-WIDGET")
+        .await
+        .unwrap()
+        .map(|p| p.stock);
+    assert_eq!(stock, Some(before));
+}

@@ -22,6 +22,7 @@ pub const WORDS: &[&str] = &[
     "lt",
     "lte",
     "not",
+    "all_of",
 ];
 
 /// The type markers (listed in errors).
@@ -125,6 +126,13 @@ impl Matcher {
             "len" => Matcher::Len(Box::new(Self::compile(arg)?)),
             "each" => Matcher::Each(Box::new(Self::compile(arg)?)),
             "not" => Matcher::Not(Box::new(Self::compile(arg)?)),
+            "all_of" => Matcher::All(
+                arg.as_array()
+                    .ok_or_else(|| format!("`all_of` needs a list of matchers, got {arg}"))?
+                    .iter()
+                    .map(Self::compile)
+                    .collect::<Result<_, _>>()?,
+            ),
             "gt" => Matcher::Cmp("gt", num("gt")?),
             "gte" => Matcher::Cmp("gte", num("gte")?),
             "lt" => Matcher::Cmp("lt", num("lt")?),

@@ -202,10 +202,18 @@ impl Episode {
                 ("POST", "/api/v1/chat/message") => "user_message",
                 ("POST", "/api/v1/workflows/execute") => "workflow_request",
                 ("REPLAY", _) => "replay",
+                // The platform was killed here (and a new one started on the same backends).
+                ("", "RESTART") => "restart",
+                ("WAIT", _) => "event_wait",
                 _ => "api_call",
             };
             let input = json!({"request": e.request, "body": e.body});
-            push(&mut steps, kind, input, Value::Null, 0, "ok".into());
+            let outcome = if kind == "restart" {
+                "orchestrator_killed"
+            } else {
+                "ok"
+            };
+            push(&mut steps, kind, input, Value::Null, 0, outcome.into());
             if let Some(run) = find_run_id(&e.response).and_then(|id| runs.get(&id)) {
                 for s in run["steps"].as_array().into_iter().flatten() {
                     let t = s["step_type"].as_str().unwrap_or("");
@@ -254,12 +262,7 @@ impl Episode {
                 );
             }
             session_ids(&e.response, &mut sessions);
-            let response = if e.request == "GET /metrics" {
-                // Latency histograms measure real time: the status is the behaviour.
-                Value::Null
-            } else {
-                e.response.clone()
-            };
+            let response = kept_response(&e);
             push(
                 &mut steps,
                 "response",
@@ -272,7 +275,7 @@ impl Episode {
         let final_output = p
             .transcript
             .last()
-            .map(|e| json!({"status": e.status, "body": e.response}))
+            .map(|e| json!({"status": e.status, "body": kept_response(e)}))
             .unwrap_or(Value::Null);
         let mut audit_trail = vec![];
         for t in &p.tenants {
@@ -384,6 +387,16 @@ impl Episode {
             "audit_trail": canonical(&Value::Array(self.audit_trail.clone())),
             "status": self.status,
         })
+    }
+}
+
+/// What an episode keeps of a response: all of it, except for `/metrics`, whose latency
+/// histograms measure real time (its status is the behaviour; specs check its counters).
+fn kept_response(e: &Exchange) -> Value {
+    if e.request == "GET /metrics" {
+        Value::Null
+    } else {
+        e.response.clone()
     }
 }
 

@@ -240,10 +240,30 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
+    }
+    if step.background {
+        let e = &step.expect;
+        let checks = e.status.is_some()
+            || !e.json.is_empty()
+            || !e.events.is_empty()
+            || !e.run.is_empty()
+            || e.golden.is_some()
+            || !step.capture.is_empty()
+            || step.wait_until.is_some()
+            || step.parallel.is_some();
+        let request = actions
+            .iter()
+            .all(|a| ["chat", "get", "post", "put", "patch", "delete", "workflow"].contains(a));
+        if checks || !request {
+            errors.push(err(
+                at("background"),
+                "a background step sends one request and checks nothing: use it with chat, get, post, put, patch, delete or workflow, without expect, capture, wait_until or parallel".into(),
+            ));
+        }
     }
     let bodies = [
         step.body.is_some(),
@@ -385,6 +405,8 @@ impl Step {
             (self.fault.is_some(), "fault"),
             (self.advance_clock_ms.is_some(), "advance_clock_ms"),
             (self.replay.is_some(), "replay"),
+            (self.restart.is_some(), "restart"),
+            (self.wait_for_event.is_some(), "wait_for_event"),
         ] {
             if set {
                 a.push(name);

@@ -69,6 +69,9 @@ pub struct Spec {
     /// The caller of every step that does not say `as:`.
     #[serde(rename = "as")]
     pub actor: Option<Actor>,
+    /// Platform configuration merged over the target's (in-process targets only; a remote
+    /// target skips the spec): short timeouts, small bulkheads, breaker thresholds.
+    pub platform: Option<Value>,
     pub steps: Vec<Step>,
     #[serde(skip)]
     pub file: PathBuf,
@@ -160,6 +163,17 @@ pub struct Step {
     pub advance_clock_ms: Option<u64>,
     /// Replay a recorded episode; the step's response is the replay's report.
     pub replay: Option<ReplayStep>,
+    /// Kill the in-process platform as a crash would and start a new one on the same backends
+    /// (it resumes abandoned sagas). The step's response is `{event}`: the event it waited for.
+    pub restart: Option<RestartStep>,
+    /// Wait until an event of the step's tenant with this subject (and fields) has been
+    /// published in this scenario; the step's response is `{event}`. For state a background
+    /// request reaches.
+    pub wait_for_event: Option<EventWait>,
+    /// Send the request and go on without waiting for its answer (which is not checked); it is
+    /// abandoned when the scenario ends. For a request a later step interrupts.
+    #[serde(default)]
+    pub background: bool,
     /// JSON body (for `post`/`put`/`patch`; merged over the generated body of `chat`/`workflow`).
     pub body: Option<Value>,
     /// A body sent byte for byte (malformed JSON, oversized input).
@@ -209,6 +223,25 @@ pub struct ReplayStep {
     pub prompt_versions: BTreeMap<String, String>,
     /// Answer with the scripted model of this seed instead of the recorded model calls.
     pub model_seed: Option<u64>,
+}
+
+/// When to restart: once an event of the step's tenant matching `after_event` (a subject after
+/// the prefix) and `fields` has been published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartStep {
+    pub after_event: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// An event to wait for: its subject after the prefix, and JSON paths that must match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventWait {
+    pub subject: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -94,7 +94,61 @@ pub struct Target {
     pub operator_key: String,
     /// The in-process platform's model (none for a remote target).
     pub llm: Option<Arc<CassetteLlm>>,
+    /// The in-process platform and what it was started with, for restarts (none when remote).
+    instance: Option<Instance>,
     _stop: Option<oneshot::Sender<()>>,
+}
+
+/// An in-process platform: its configuration, its backends (which outlive a restart, as a
+/// database outlives a worker) and the running app.
+struct Instance {
+    cfg: Config,
+    store: Arc<dyn platform::store::Store>,
+    bus: Arc<dyn platform::bus::Bus>,
+    kv: Arc<dyn platform::kv::Kv>,
+    clock: Arc<ManualClock>,
+    app: platform::app::AppState,
+}
+
+impl Target {
+    /// Kills the in-process platform as a crash would (runs in flight stop where they stand,
+    /// their checkpoints stay), lets its saga leases lapse on the frozen clock, and starts a new
+    /// instance on the same backends, which resumes the abandoned runs. The new instance listens
+    /// on a new port (`base_url` changes). Only for in-process targets.
+    pub async fn restart(&mut self) -> Result<(), TargetError> {
+        let Some(old) = self.instance.take() else {
+            return Err(TargetError::Start(
+                "a restart needs an in-process target (MOCK or GOLDEN)".into(),
+            ));
+        };
+        old.app.halt();
+        self._stop.take();
+        let lease = chrono::Duration::milliseconds(old.cfg.saga.lease_ms as i64 + 1);
+        platform::clock::Clock::advance_by(old.clock.as_ref(), lease);
+        let llm = self
+            .llm
+            .clone()
+            .ok_or_else(|| TargetError::Start("the in-process target has no model".into()))?;
+        let backends = Backends {
+            store: old.store.clone(),
+            bus: old.bus.clone(),
+            kv: old.kv.clone(),
+            llm: llm.clone(),
+            clock: old.clock.clone(),
+        };
+        // A new process draws new ids: the same stream again would reissue the run ids and event
+        // ids the dead instance already used. Still seeded, so a rerun is the same.
+        let mut cfg = old.cfg.clone();
+        cfg.id_seed = cfg.id_seed.map(|s| s.wrapping_add(0x9e37_79b9_7f4a_7c15));
+        let app = App::start(cfg.clone(), backends)
+            .await
+            .map_err(|e| TargetError::Start(e.to_string()))?;
+        let mut fresh = serve(app.clone(), self.operator_key.clone()).await?;
+        fresh.llm = Some(llm);
+        fresh.instance = Some(Instance { app, cfg, ..old });
+        *self = fresh;
+        Ok(())
+    }
 }
 
 impl TargetSpec {
@@ -106,23 +160,27 @@ impl TargetSpec {
         spec_id: &str,
         model: &ModelPlan,
         workflows_dir: Option<&std::path::Path>,
+        platform_overlay: Option<&serde_json::Value>,
     ) -> Result<Target, TargetError> {
         let with_workflows = |mut cfg: Config| {
             if let Some(d) = workflows_dir {
                 cfg.workflows_dir = Some(d.display().to_string());
             }
-            cfg
+            overlay(cfg, platform_overlay)
         };
         match self {
             TargetSpec::Remote { url, operator_key } => Ok(Target {
                 base_url: url.trim_end_matches('/').to_string(),
                 operator_key: operator_key.clone(),
                 llm: None,
+                instance: None,
                 _stop: None,
             }),
-            TargetSpec::Mock => boot(with_workflows(mock_config(seed)), model.provider(seed)).await,
+            TargetSpec::Mock => {
+                boot(with_workflows(mock_config(seed))?, model.provider(seed)).await
+            }
             TargetSpec::Golden(env) => {
-                let cfg = with_workflows(golden_config(seed, spec_id, env));
+                let cfg = with_workflows(golden_config(seed, spec_id, env))?;
                 boot(cfg, model.provider(seed)).await
             }
         }
@@ -196,19 +254,54 @@ pub fn mock_config(seed: u64) -> Config {
 async fn boot(cfg: Config, llm: Arc<CassetteLlm>) -> Result<Target, TargetError> {
     let key = cfg.operator_key.clone().unwrap_or_default();
     // A frozen clock: with the seed it makes every response of a rerun bit-identical.
-    let backends = Backends {
-        clock: Arc::new(ManualClock::at_epoch()),
-        llm: llm.clone(),
-        ..Backends::from_config(&cfg)
-            .await
-            .map_err(|e| TargetError::Start(e.to_string()))?
-    };
-    let app = App::start(cfg, backends)
+    let clock = Arc::new(ManualClock::at_epoch());
+    let real = Backends::from_config(&cfg)
         .await
         .map_err(|e| TargetError::Start(e.to_string()))?;
-    let mut t = serve(app, key).await?;
+    let backends = Backends {
+        clock: clock.clone(),
+        llm: llm.clone(),
+        ..real
+    };
+    let (store, bus, kv) = (
+        backends.store.clone(),
+        backends.bus.clone(),
+        backends.kv.clone(),
+    );
+    let app = App::start(cfg.clone(), backends)
+        .await
+        .map_err(|e| TargetError::Start(e.to_string()))?;
+    let mut t = serve(app.clone(), key).await?;
     t.llm = Some(llm);
+    t.instance = Some(Instance {
+        cfg,
+        store,
+        bus,
+        kv,
+        clock,
+        app,
+    });
     Ok(t)
+}
+
+/// `base` with the spec's `platform:` overlay merged in (objects key by key, anything else
+/// replaced); unknown keys are an error, as in a configuration file.
+pub fn overlay(base: Config, over: Option<&serde_json::Value>) -> Result<Config, TargetError> {
+    let Some(over) = over else { return Ok(base) };
+    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b.clone(),
+        }
+    }
+    let mut v = serde_json::to_value(&base).map_err(|e| TargetError::Start(e.to_string()))?;
+    merge(&mut v, over);
+    serde_json::from_value(v)
+        .map_err(|e| TargetError::Start(format!("the spec's `platform:` overlay: {e}")))
 }
 
 /// Serves a started platform on a free loopback port until the returned target is dropped.
@@ -234,6 +327,7 @@ pub async fn serve(
         base_url: format!("http://{addr}"),
         operator_key,
         llm: None,
+        instance: None,
         _stop: Some(stop),
     })
 }

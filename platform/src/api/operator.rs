@@ -133,7 +133,7 @@ pub struct FaultRequest {
     /// `call` (default) or `compensate`.
     pub point: Option<String>,
     /// `always_fail`, `{"fail_times": n}`, `{"fail_with": {"status": s, "times"?: n,
-    /// "retry_after_ms"?: n}}`, `{"delay_ms": n}`, `hang`, `{"succeed_after_ms": n}` (503 until
+    /// "retry_after_ms"?: n}}`, `{"delay_ms": n}`, `hang`, `lose_answer` (the call runs, its answer never comes), `{"succeed_after_ms": n}` (503 until
     /// that much platform time has passed) or `none` (clears it).
     #[schema(value_type = Object)]
     pub fault: FaultSpec,
@@ -148,6 +148,7 @@ pub enum FaultSpec {
     FailWith(FailWith),
     DelayMs(u64),
     Hang,
+    LoseAnswer,
     SucceedAfterMs(u64),
     None,
 }
@@ -470,6 +471,7 @@ pub async fn fault(
         }
         FaultSpec::DelayMs(ms) => Some(Fault::Delay(Duration::from_millis(ms))),
         FaultSpec::Hang => Some(Fault::Hang),
+        FaultSpec::LoseAnswer => Some(Fault::LoseAnswer),
         FaultSpec::SucceedAfterMs(ms) => Some(Fault::FailUntil(
             app.clock.now() + chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64),
         )),

@@ -413,6 +413,13 @@ impl Engine {
                 cp.compensating = Some(MANUALLY_CANCELLED.into());
                 cp.frames.clear();
             }
+            if run.failure.is_none() {
+                run.failure = Some(crate::store::model::Failure {
+                    step_id: None,
+                    reason: MANUALLY_CANCELLED.into(),
+                });
+                run.errors.push(MANUALLY_CANCELLED.into());
+            }
             self.resume(run).await;
         }
         let run = self
@@ -1275,7 +1282,7 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use std::collections::BTreeMap;
 
-    async fn engine(workflows: &[(&str, &str)], seed: u64) -> Arc<Engine> {
+    pub(super) async fn engine(workflows: &[(&str, &str)], seed: u64) -> Arc<Engine> {
         let cfg = Arc::new(Config {
             resilience: crate::resilience::ResilienceConfig {
                 retry_base_ms: 1,
@@ -1332,7 +1339,7 @@ mod tests {
         })
     }
 
-    async fn request(e: &Engine, workflow: &str, message: &str) -> RunRequest {
+    pub(super) async fn request(e: &Engine, workflow: &str, message: &str) -> RunRequest {
         let tenant = e
             .store
             .tenant(&TenantId::parse("acme").unwrap())
@@ -1473,5 +1480,126 @@ mod tests {
             .run(&request(&e, "customer_support", "What is your return policy?").await)
             .await;
         assert_ne!(other.run.run_id, runs[0].0);
+    }
+}
+
+/// The saga's exactly-once property over random failures.
+#[cfg(test)]
+mod saga_properties {
+    use super::tests::{engine, request};
+    use crate::domain::TenantId;
+    use crate::tools::{Fault, FaultPoint};
+    use proptest::prelude::*;
+
+    /// The order saga's steps with an effect, in order, and the step that fails when one does.
+    const STEPS: [(&str, &str); 6] = [
+        ("price", "inventory.price"),
+        ("reserve_inventory", "inventory.reserve"),
+        ("authorize_payment", "payment.authorize"),
+        ("create_order", "order.create"),
+        ("capture_payment", "payment.capture"),
+        ("send_confirmation", "email.send"),
+    ];
+
+    fn config() -> proptest::test_runner::Config {
+        crate::proptest_seed::config("saga properties", 48, "saga_properties")
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// For any failing step (or none) and any number of failures of each compensation: every
+        /// effect ends committed once or compensated once, and the run's status says which. A
+        /// compensation that cannot succeed leaves its effect in place, and only then is the run
+        /// `compensation_failed`.
+        #[test]
+        fn each_effect_ends_committed_once_or_compensated_once(
+            fail_at in proptest::option::of(0usize..6),
+            comp_failures in proptest::collection::vec(0u32..6, 6),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let Ok(rt) = rt else { return Err(TestCaseError::fail("no runtime")) };
+            let acme = TenantId::parse("acme").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (o, stock, payment, order, outbox) = rt.block_on(async {
+                let e = engine(&[], 3).await;
+                if let Some(i) = fail_at {
+                    e.tools.set_fault(None, STEPS[i].1, FaultPoint::Call, Some(Fault::Fail { times: None, status: 400, retry_after_ms: None }));
+                }
+                for (i, (_, tool)) in STEPS.iter().enumerate() {
+                    if comp_failures[i] > 0 {
+                        e.tools.set_fault(None, tool, FaultPoint::Compensate, Some(Fault::transient(Some(comp_failures[i]))));
+                    }
+                }
+                let mut req = request(&e, "create_order", "").await;
+                req.input = serde_json::json!({"items": [{"sku": "SKU-GADGET", "quantity": 2}],
+                    "payment": {"method": "card", "card_token": "tok_visa"}});
+                let o = e.run(&req).await;
+                let stock = e.store.product(&acme, "SKU-GADGET").await.ok().flatten().map(|p| p.stock);
+                // Summaries are cut at 200 characters: the ids come first, so read them as text.
+                let id_in = |step: &str, key: &str| -> Option<String> {
+                    let text = o.run.steps.iter().find(|s| s.step_id == step && s.status == "completed")?.output_summary.clone()?;
+                    let rest = &text[text.find(&format!("\"{key}\":\""))? + key.len() + 4..];
+                    Some(rest[..rest.find('"')?].to_string())
+                };
+                let pay_id = id_in("authorize_payment", "payment_id");
+                let payment = match pay_id {
+                    Some(id) => e.store.payment(&acme, &id).await.ok().flatten().map(|p| p.status),
+                    None => None,
+                };
+                let order_id = id_in("create_order", "order_id");
+                let order = match order_id {
+                    Some(id) => e.store.order(&acme, &id).await.ok().flatten().map(|o| o.status),
+                    None => None,
+                };
+                let outbox: Vec<String> = e.store.outbox(&acme).await.unwrap_or_default().into_iter().map(|m| m.status).collect();
+                (o, stock, payment, order, outbox)
+            });
+            let done = |step: &str| o.run.steps.iter().any(|s| s.step_id == step && s.status == "completed");
+            let undone = |step: &str| o.run.compensation.iter().any(|s| s.step_id == format!("compensate:{step}") && s.status == "completed");
+            // Each compensation ran at most once per effect.
+            for (step, _) in STEPS {
+                let n = o.run.compensation.iter().filter(|s| s.step_id == format!("compensate:{step}")).count();
+                prop_assert!(n <= 1, "{step} compensated {n} times");
+                prop_assert!(n == 0 || done(step), "{step} compensated without having run");
+            }
+            // Stock: taken once, and given back once when the reservation was undone.
+            let reserved = done("reserve_inventory") && !undone("reserve_inventory");
+            prop_assert_eq!(stock, Some(if reserved { 18 } else { 20 }));
+            // Payment: authorized or captured while it stands; voided or refunded once undone.
+            if done("authorize_payment") {
+                // A captured payment is undone by the capture's refund (voiding it is then a no-op).
+                let want: &[&str] = if done("capture_payment") {
+                    if undone("capture_payment") { &["refunded"] } else { &["captured"] }
+                } else if undone("authorize_payment") { &["voided"] } else { &["authorized"] };
+                prop_assert!(payment.as_deref().is_some_and(|p| want.contains(&p)), "payment {payment:?}, expected one of {want:?}; run {}", o.run.status);
+            }
+            if done("create_order") {
+                let cancelled = undone("create_order");
+                prop_assert_eq!(order.as_deref() == Some("cancelled"), cancelled, "order {:?}", order);
+            }
+            let sent = done("send_confirmation");
+            prop_assert_eq!(outbox.len(), usize::from(sent));
+            match o.run.status.as_str() {
+                "completed" => {
+                    prop_assert!(fail_at.is_none());
+                    prop_assert!(o.run.compensation.is_empty());
+                }
+                "compensated" => {
+                    prop_assert!(o.run.compensation.iter().all(|s| s.status == "completed"));
+                    for (step, _) in STEPS {
+                        let compensable = !matches!(step, "price");
+                        if done(step) && compensable && step != "send_confirmation" {
+                            prop_assert!(undone(step), "{step} done and not undone in a compensated run");
+                        }
+                    }
+                }
+                "compensation_failed" => {
+                    prop_assert!(o.run.compensation.iter().any(|s| s.status == "failed"));
+                    prop_assert!(o.run.errors.iter().any(|e| e.contains("manual intervention required")));
+                }
+                "failed" => prop_assert!(o.run.compensation.is_empty()),
+                other => prop_assert!(false, "unexpected status {other}"),
+            }
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The circuit breaker of DESIGN.md, one per upstream, on the injected clock: closed until
 //! `failure_threshold` consecutive failures, then open (every call rejected without running) for
 //! `open_for`; then half-open, admitting `half_open_calls` trial calls; that many successes close it,
-//! any failure reopens it. A rejection is not a failure. Not yet wired into the callers (the
-//! reliability issue does that); this is the state machine and its properties.
+//! any failure reopens it. A rejection is not a failure. [`super::Upstream`] holds one per
+//! upstream; this is the state machine, tested against a reference model.
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Mutex;
@@ -143,7 +143,6 @@ impl Breaker {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use proptest::prelude::*;
 
     fn t0() -> DateTime<Utc> {
         Utc.timestamp_opt(1_000_000, 0).single().unwrap_or_default()
@@ -188,97 +187,195 @@ mod tests {
         assert_eq!(b.admit(later + Duration::seconds(59)).0, Err(()));
         assert_eq!(b.admit(later + Duration::seconds(60)).0, Ok(()));
     }
+}
 
-    /// One step of a random history: time passes, a call starts (admitted or rejected), or the
-    /// oldest call in flight ends with success or failure. Calls overlap, as they do in a server.
+/// The breaker against a reference model of DESIGN.md's rules (proptest-state-machine): random
+/// sequences of time passing, calls starting and calls ending, checked step by step.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+    use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
+
+    const THRESHOLD: u32 = 3;
+    const OPEN_MS: i64 = 10_000;
+    const TRIALS: u32 = 2;
+
+    /// DESIGN.md's breaker, written from the text: closed counts consecutive failures; open
+    /// rejects until its time is up; half-open admits `TRIALS` calls, which must all succeed.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Rule {
+        Closed(u32),
+        Open(i64),
+        HalfOpen { admitted: u32, successes: u32 },
+    }
+
     #[derive(Debug, Clone)]
-    enum Op {
-        Advance(i64),
-        Start,
-        Finish(bool),
+    pub struct World {
+        now_ms: i64,
+        rule: Rule,
+        in_flight: u32,
+        last_admitted: Option<bool>,
     }
 
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0i64..30_000).prop_map(Op::Advance),
-            Just(Op::Start),
-            any::<bool>().prop_map(Op::Finish),
-        ]
+    #[derive(Debug, Clone)]
+    pub enum Step {
+        Wait(i64),
+        Call,
+        End(bool),
     }
 
-    /// A fixed case count and a fixed, printed seed (`HARNESS_SEED`, default 42), so a failure
-    /// reproduces with the same command.
-    fn config() -> ProptestConfig {
-        let seed = std::env::var("HARNESS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(42u64);
-        eprintln!("breaker properties: 256 cases, seed {seed} (HARNESS_SEED={seed} cargo test -p platform --lib breaker)");
-        ProptestConfig {
-            cases: 256,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
+    pub struct Reference;
+
+    impl ReferenceStateMachine for Reference {
+        type State = World;
+        type Transition = Step;
+
+        fn init_state() -> BoxedStrategy<World> {
+            Just(World {
+                now_ms: 0,
+                rule: Rule::Closed(0),
+                in_flight: 0,
+                last_admitted: None,
+            })
+            .boxed()
         }
-    }
 
-    proptest! {
-        #![proptest_config(config())]
+        fn transitions(_: &World) -> BoxedStrategy<Step> {
+            prop_oneof![
+                1 => (0i64..15_000).prop_map(Step::Wait),
+                3 => Just(Step::Call),
+                3 => any::<bool>().prop_map(Step::End),
+            ]
+            .boxed()
+        }
 
-        /// Over any history of overlapping calls: an open breaker never admits before its time
-        /// and a rejection changes nothing; half-open never has more than its trial calls
-        /// admitted; `threshold` consecutive failures while closed open it for `open_for`; any
-        /// failure while half-open reopens it; a success while closed resets the count.
-        #[test]
-        fn the_breaker_keeps_its_rules_over_any_history(ops in proptest::collection::vec(op(), 1..300)) {
-            let cfg = BreakerConfig { failure_threshold: 3, open_for: Duration::seconds(10), half_open_calls: 2 };
-            let b = Breaker::new(cfg.clone());
-            let mut now = t0();
-            let mut in_flight = 0u32;
-            for op in ops {
-                match op {
-                    Op::Advance(ms) => now += Duration::milliseconds(ms),
-                    Op::Start => {
-                        let before = b.state();
-                        let (admitted, _) = b.admit(now);
-                        match before {
-                            BreakerState::Open { until } if now < until => prop_assert_eq!(admitted, Err(())),
-                            BreakerState::Closed { .. } => prop_assert_eq!(admitted, Ok(())),
-                            _ => {}
+        fn preconditions(w: &World, step: &Step) -> bool {
+            !matches!(step, Step::End(_)) || w.in_flight > 0
+        }
+
+        fn apply(mut w: World, step: &Step) -> World {
+            match *step {
+                Step::Wait(ms) => w.now_ms += ms,
+                Step::Call => {
+                    let (admit, rule) = match w.rule.clone() {
+                        Rule::Closed(f) => (true, Rule::Closed(f)),
+                        Rule::Open(until) if w.now_ms < until => (false, Rule::Open(until)),
+                        Rule::Open(_) => (
+                            true,
+                            Rule::HalfOpen {
+                                admitted: 1,
+                                successes: 0,
+                            },
+                        ),
+                        Rule::HalfOpen {
+                            admitted,
+                            successes,
+                        } if admitted < TRIALS => (
+                            true,
+                            Rule::HalfOpen {
+                                admitted: admitted + 1,
+                                successes,
+                            },
+                        ),
+                        half_open => (false, half_open),
+                    };
+                    w.rule = rule;
+                    w.in_flight += u32::from(admit);
+                    w.last_admitted = Some(admit);
+                }
+                Step::End(ok) => {
+                    w.in_flight -= 1;
+                    w.rule = match (w.rule.clone(), ok) {
+                        (Rule::Closed(_), true) => Rule::Closed(0),
+                        (Rule::Closed(f), false) if f + 1 >= THRESHOLD => {
+                            Rule::Open(w.now_ms + OPEN_MS)
                         }
-                        if admitted.is_err() {
-                            prop_assert_eq!(b.state(), before, "a rejection changed the state");
-                        } else {
-                            in_flight += 1;
+                        (Rule::Closed(f), false) => Rule::Closed(f + 1),
+                        (open @ Rule::Open(_), _) => open,
+                        (Rule::HalfOpen { .. }, false) => Rule::Open(w.now_ms + OPEN_MS),
+                        (Rule::HalfOpen { successes, .. }, true) if successes + 1 >= TRIALS => {
+                            Rule::Closed(0)
                         }
-                        if let BreakerState::HalfOpen { admitted, successes } = b.state() {
-                            prop_assert!(admitted <= cfg.half_open_calls, "{} trial calls admitted", admitted);
-                            prop_assert!(successes < cfg.half_open_calls);
-                        }
-                    }
-                    Op::Finish(success) if in_flight > 0 => {
-                        in_flight -= 1;
-                        let before = b.state();
-                        b.record(now, success);
-                        let after = b.state();
-                        match (before, success) {
-                            (BreakerState::Closed { .. }, true) => prop_assert_eq!(after, BreakerState::Closed { failures: 0 }),
-                            (BreakerState::Closed { failures }, false) if failures + 1 >= cfg.failure_threshold => {
-                                prop_assert_eq!(after, BreakerState::Open { until: now + cfg.open_for })
-                            }
-                            (BreakerState::Closed { failures }, false) => {
-                                prop_assert_eq!(after, BreakerState::Closed { failures: failures + 1 })
-                            }
-                            (BreakerState::HalfOpen { .. }, false) => {
-                                prop_assert_eq!(after, BreakerState::Open { until: now + cfg.open_for })
-                            }
-                            (BreakerState::Open { .. }, _) => prop_assert_eq!(after, before),
-                            (BreakerState::HalfOpen { .. }, true) => {}
-                        }
-                    }
-                    Op::Finish(_) => {}
+                        (
+                            Rule::HalfOpen {
+                                admitted,
+                                successes,
+                            },
+                            true,
+                        ) => Rule::HalfOpen {
+                            admitted,
+                            successes: successes + 1,
+                        },
+                    };
                 }
             }
+            w
         }
+    }
+
+    pub struct UnderTest;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_000_000, 0).single().unwrap_or_default() + Duration::milliseconds(ms)
+    }
+
+    impl StateMachineTest for UnderTest {
+        type SystemUnderTest = Breaker;
+        type Reference = Reference;
+
+        fn init_test(_: &World) -> Breaker {
+            Breaker::new(BreakerConfig {
+                failure_threshold: THRESHOLD,
+                open_for: Duration::milliseconds(OPEN_MS),
+                half_open_calls: TRIALS,
+            })
+        }
+
+        fn apply(b: Breaker, w: &World, step: Step) -> Breaker {
+            match step {
+                Step::Wait(_) => {}
+                Step::Call => {
+                    let (admitted, _) = b.admit(at(w.now_ms));
+                    assert_eq!(
+                        admitted.is_ok(),
+                        w.last_admitted == Some(true),
+                        "admission at {} ms",
+                        w.now_ms
+                    );
+                }
+                Step::End(ok) => {
+                    b.record(at(w.now_ms), ok);
+                }
+            }
+            b
+        }
+
+        fn check_invariants(b: &Breaker, w: &World) {
+            let expected = match w.rule {
+                Rule::Closed(f) => BreakerState::Closed { failures: f },
+                Rule::Open(until) => BreakerState::Open { until: at(until) },
+                Rule::HalfOpen {
+                    admitted,
+                    successes,
+                } => BreakerState::HalfOpen {
+                    admitted,
+                    successes,
+                },
+            };
+            assert_eq!(b.state(), expected);
+        }
+    }
+
+    fn config() -> proptest::test_runner::Config {
+        crate::proptest_seed::config("breaker model", 256, "breaker::model")
+    }
+
+    prop_state_machine! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn the_breaker_follows_its_model(sequential 1..300 => UnderTest);
     }
 }

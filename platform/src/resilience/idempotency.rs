@@ -229,18 +229,8 @@ mod tests {
     }
 
     /// A fixed case count and a printed seed (`HARNESS_SEED`, default 42).
-    fn config() -> ProptestConfig {
-        let seed = std::env::var("HARNESS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(42u64);
-        eprintln!("idempotency properties: 64 cases, seed {seed} (HARNESS_SEED={seed} cargo test -p platform --lib idempotency)");
-        ProptestConfig {
-            cases: 64,
-            rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
+    fn config() -> proptest::test_runner::Config {
+        crate::proptest_seed::config("idempotency properties", 64, "idempotency")
     }
 
     proptest! {

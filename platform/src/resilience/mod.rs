@@ -229,7 +229,40 @@ impl Upstream {
 
     /// Runs `call` (given the 0-based attempt) through bulkhead, breaker, retry and timeout.
     /// `key` names the logical call, so its jitter replays. Returns the value and the attempts.
-    pub async fn call<T, E, F, Fut>(&self, key: &str, mut call: F) -> Result<(T, u32), CallError<E>>
+    pub async fn call<T, E, F, Fut>(&self, key: &str, call: F) -> Result<(T, u32), CallError<E>>
+    where
+        E: Retryable,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&self.policy, key, call).await
+    }
+
+    /// [`Upstream::call`] with a single attempt: for a call that would do its work twice if it
+    /// were repeated after a lost answer (the bulkhead, breaker and timeout still apply).
+    pub async fn call_once<T, E, F, Fut>(
+        &self,
+        key: &str,
+        call: F,
+    ) -> Result<(T, u32), CallError<E>>
+    where
+        E: Retryable,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let once = Policy {
+            max_retries: 0,
+            ..self.policy.clone()
+        };
+        self.call_with(&once, key, call).await
+    }
+
+    async fn call_with<T, E, F, Fut>(
+        &self,
+        policy: &Policy,
+        key: &str,
+        mut call: F,
+    ) -> Result<(T, u32), CallError<E>>
     where
         E: Retryable,
         F: FnMut(u32) -> Fut,
@@ -256,8 +289,7 @@ impl Upstream {
             });
         }
         let attempts = AtomicU32::new(0);
-        let r = self
-            .policy
+        let r = policy
             .run_observed(
                 self.seed,
                 key,

@@ -159,6 +159,34 @@ mod tests {
         }
     }
 
+    fn config() -> proptest::test_runner::Config {
+        crate::proptest_seed::config("retry delay properties", 256, "retry")
+    }
+
+    proptest::proptest! {
+        #![proptest_config(config())]
+
+        /// For any base, cap, attempt and draw: the delay is the capped exponential within the
+        /// jitter, and it never shrinks from one attempt to the next by more than the jitter.
+        #[test]
+        fn every_delay_is_the_capped_exponential_within_the_jitter(
+            base_ms in 1u64..5_000, cap_factor in 1u64..100, n in 0u32..40, draw in 0.0f64..1.0,
+        ) {
+            let p = Policy {
+                timeout: Duration::from_secs(1),
+                max_retries: 40,
+                base: Duration::from_millis(base_ms),
+                cap: Duration::from_millis(base_ms * cap_factor),
+                jitter: 0.1,
+            };
+            let nominal = (base_ms as f64 * 2f64.powi(n.min(30) as i32)).min((base_ms * cap_factor) as f64);
+            let got = p.delay(n, draw).as_secs_f64() * 1000.0;
+            proptest::prop_assert!(got >= nominal * 0.9 - 1e-6 && got <= nominal * 1.1 + 1e-6, "{} vs {}", got, nominal);
+            let next = p.delay(n + 1, draw).as_secs_f64() * 1000.0;
+            proptest::prop_assert!(next >= got - 1e-6, "attempt {} waits {} after {}", n + 1, next, got);
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_until_the_limit() {
         let calls = AtomicU32::new(0);

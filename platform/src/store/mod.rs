@@ -3,6 +3,7 @@
 //! [`contract`] tests.
 
 pub mod contract;
+pub mod guarded;
 pub mod memory;
 pub mod model;
 pub mod postgres;

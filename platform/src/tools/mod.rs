@@ -300,6 +300,9 @@ pub enum Fault {
     Delay(Duration),
     /// Never answer: only the call's timeout ends it.
     Hang,
+    /// Do the call, then never answer: the effect happened and its answer was lost (the case
+    /// idempotency keys exist for).
+    LoseAnswer,
     /// Fail with 503 until the platform clock reaches this time, then succeed.
     FailUntil(chrono::DateTime<chrono::Utc>),
 }
@@ -404,6 +407,13 @@ impl Registry {
             .clear();
     }
 
+    fn fault_of(&self, ctx: &ToolCtx, tool: &str, point: FaultPoint) -> Option<Fault> {
+        let g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        g.get(&(Some(ctx.tenant.to_string()), tool.to_string(), point))
+            .or_else(|| g.get(&(None, tool.to_string(), point)))
+            .cloned()
+    }
+
     async fn apply_fault(
         &self,
         ctx: &ToolCtx,
@@ -459,7 +469,7 @@ impl Registry {
                 Ok(())
             }
             Some(Fault::Hang) => std::future::pending().await,
-            None => Ok(()),
+            Some(Fault::LoseAnswer) | None => Ok(()),
         }
     }
 
@@ -497,7 +507,11 @@ impl Registry {
             upstream
                 .call(&key, |_| async {
                     self.apply_fault(ctx, name, FaultPoint::Call).await?;
-                    tool.call(ctx, params).await
+                    let out = tool.call(ctx, params).await;
+                    if self.fault_of(ctx, name, FaultPoint::Call) == Some(Fault::LoseAnswer) {
+                        std::future::pending::<()>().await;
+                    }
+                    out
                 })
                 .await
                 .map_err(ToolError::from)

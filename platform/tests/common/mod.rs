@@ -181,6 +181,33 @@ impl Server {
     }
 
     /// Event subjects published so far for `run_id`, in order (prefix stripped).
+    /// The events of one type, with their run ids.
+    pub fn events_of_type(&self, event_type: &str) -> Vec<(String, Value)> {
+        self.bus
+            .published()
+            .into_iter()
+            .filter(|d| d.event.event_type == event_type)
+            .map(|d| {
+                let run = d.event.run_id.map(|r| r.to_string()).unwrap_or_default();
+                (run, d.event.data)
+            })
+            .collect()
+    }
+
+    /// A run as the store holds it (with its checkpoint).
+    pub async fn store_run(
+        &self,
+        tenant: &platform::domain::TenantId,
+        id: uuid::Uuid,
+    ) -> platform::store::model::Run {
+        use platform::store::Store;
+        self.store
+            .run(tenant, id)
+            .await
+            .expect("the store answers")
+            .expect("the run exists")
+    }
+
     pub fn events_of(&self, run_id: &str) -> Vec<(String, Value)> {
         self.bus
             .published()
