@@ -186,8 +186,12 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     o.status = Status::Passed;
     o.skip_reason = None;
     let mut skip = spec.skip_reason(cfg.mode);
-    if spec.platform.is_some() && matches!(cfg.target, TargetSpec::Remote { .. }) {
-        skip = Some("its `platform:` configuration needs an in-process target".into());
+    if matches!(cfg.target, TargetSpec::Remote { .. }) {
+        if spec.platform.is_some() {
+            skip = Some("its `platform:` configuration needs an in-process target".into());
+        } else if spec.steps.iter().any(|s| s.restart.is_some()) {
+            skip = Some("its `restart` step needs an in-process target".into());
+        }
     }
     if let Some(reason) = skip {
         o.status = Status::Skipped;

@@ -124,7 +124,7 @@ pub struct Provisioned {
     pub leads: usize,
 }
 
-/// A fault for one tenant's calls of one tool.
+/// A fault for one tenant's calls of one tool, or of one model tier (`model:SLM_A`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
@@ -450,8 +450,15 @@ pub async fn fault(
         ));
     }
     let t = tenant_id(&req.tenant_id, "tenant_id")?;
-    if app.tools.manifest(&req.tool).is_none() {
-        return Err(ApiError::not_found(format!("tool {}", req.tool)));
+    let model_tier = req
+        .tool
+        .strip_prefix("model:")
+        .is_some_and(|t| ["SLM_A", "SLM_B", "LLM"].contains(&t));
+    if app.tools.manifest(&req.tool).is_none() && !model_tier {
+        return Err(ApiError::not_found(format!(
+            "tool {} (a tool name, or model:SLM_A, model:SLM_B, model:LLM)",
+            req.tool
+        )));
     }
     let point = match req.point.as_deref().unwrap_or("call") {
         "call" => FaultPoint::Call,

@@ -141,7 +141,7 @@ pub async fn query(
         let key = format!("rag:{}:{}", caller.tenant.id, req.question);
         let (resp, _) = app
             .engine
-            .complete(&llm_req, &key)
+            .complete(&caller.tenant.id, &llm_req, &key)
             .await
             .map_err(|e| match e {
                 crate::resilience::CallError::Timeout { .. } => ApiError::new(

@@ -537,19 +537,31 @@ impl Engine {
         }
     }
 
-    /// One model call through the tier's upstream (bulkhead, breaker, retries, timeout).
+    /// One model call for `tenant` through the tier's upstream (bulkhead, breaker, retries,
+    /// timeout). A fault set for `model:<tier>` (test deployments) applies before the provider.
     pub async fn complete(
         &self,
+        tenant: &crate::domain::TenantId,
         req: &LlmRequest,
         key: &str,
     ) -> Result<(crate::llm::LlmResponse, u32), CallError<LlmError>> {
-        let upstream =
-            self.resilience
-                .upstream(&format!("model:{}", req.tier.as_str()), Kind::Model, None);
+        let name = format!("model:{}", req.tier.as_str());
+        let upstream = self.resilience.upstream(&name, Kind::Model, None);
         upstream
             .call(key, |_| {
-                let (llm, req) = (self.llm.clone(), req.clone());
-                async move { llm.complete(&req).await }
+                let (llm, req, name) = (self.llm.clone(), req.clone(), name.clone());
+                async move {
+                    self.tools
+                        .apply_fault_to(
+                            tenant,
+                            self.clock.now(),
+                            &name,
+                            crate::tools::FaultPoint::Call,
+                        )
+                        .await
+                        .map_err(|e| LlmError::Unavailable(e.to_string()))?;
+                    llm.complete(&req).await
+                }
             })
             .await
     }
@@ -854,7 +866,11 @@ impl<'a> Exec<'a> {
             };
             let called = self
                 .e
-                .complete(&req, &format!("{}:{sid}", self.run.run_id))
+                .complete(
+                    &self.req.tenant.id,
+                    &req,
+                    &format!("{}:{sid}", self.run.run_id),
+                )
                 .await;
             self.e
                 .metrics
@@ -870,10 +886,11 @@ impl<'a> Exec<'a> {
             let resp = match called {
                 Ok((r, _attempts)) => r,
                 Err(e) => {
-                    let unavailable = matches!(
-                        e,
-                        CallError::CircuitOpen { .. } | CallError::BulkheadFull { .. }
-                    );
+                    // The tier is not answering (down, timing out, refusing): not a bad answer.
+                    let unavailable = match &e {
+                        CallError::Failed { error, .. } => error.retryable(),
+                        _ => true,
+                    };
                     let msg = match e {
                         CallError::Timeout { .. } => "model call timed out".to_string(),
                         other => other.to_string(),
@@ -881,7 +898,7 @@ impl<'a> Exec<'a> {
                     s.status = "failed".into();
                     s.error = Some(msg.clone());
                     self.record(s)?;
-                    // A tier that is not answering at all hands the call to the next one.
+                    // A tier that is not answering hands the call to the next one.
                     if let (true, Some(next)) = (unavailable, tier.escalate()) {
                         tier = next;
                         continue;

@@ -414,15 +414,18 @@ impl Registry {
             .cloned()
     }
 
-    async fn apply_fault(
+    /// Applies the fault set for `target` (a tool name, or `model:<tier>` for the model's
+    /// upstream) and `tenant`, if any: fails, sleeps or hangs as it says.
+    pub async fn apply_fault_to(
         &self,
-        ctx: &ToolCtx,
+        tenant: &TenantId,
+        now: chrono::DateTime<chrono::Utc>,
         tool: &str,
         point: FaultPoint,
     ) -> Result<(), ToolError> {
         let fault = {
             let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-            let own = (Some(ctx.tenant.to_string()), tool.to_string(), point);
+            let own = (Some(tenant.to_string()), tool.to_string(), point);
             let key = if g.contains_key(&own) {
                 own
             } else {
@@ -445,7 +448,7 @@ impl Registry {
                         retry_after_ms: *retry_after_ms,
                     })
                 }
-                Some(Fault::FailUntil(until)) if ctx.clock.now() >= *until => {
+                Some(Fault::FailUntil(until)) if now >= *until => {
                     g.remove(&key);
                     None
                 }
@@ -471,6 +474,16 @@ impl Registry {
             Some(Fault::Hang) => std::future::pending().await,
             Some(Fault::LoseAnswer) | None => Ok(()),
         }
+    }
+
+    async fn apply_fault(
+        &self,
+        ctx: &ToolCtx,
+        tool: &str,
+        point: FaultPoint,
+    ) -> Result<(), ToolError> {
+        self.apply_fault_to(&ctx.tenant, ctx.clock.now(), tool, point)
+            .await
     }
 
     fn tool(&self, name: &str) -> Result<&Arc<dyn Tool>, ToolError> {
