@@ -1510,8 +1510,14 @@ pub fn augment_run(mut run: Value) -> Value {
     run
 }
 
-/// The response of a step that waited for an event: `{event}`.
-fn event_response(event: Value) -> Response {
+/// The response of a step that waited for an event: `{event}`, the envelope without what belongs
+/// to the transport (the subject's run prefix, the window's sequence number), so that transcripts
+/// and episodes do not depend on the services a run got.
+fn event_response(mut event: Value) -> Response {
+    if let Some(m) = event.as_object_mut() {
+        m.remove("subject");
+        m.remove("seq");
+    }
     Response {
         status: 200,
         headers: Default::default(),

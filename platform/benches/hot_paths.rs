@@ -1,5 +1,9 @@
 //! Hot paths, each measured beside a baseline in the same run so results read as ratios:
 //! - `router/features` (baseline) vs `router/decide` (features + tier decision);
+//! - `resilience/direct` (baseline: an async call that succeeds) vs `resilience/upstream` (the same
+//!   call through an upstream: bulkhead, breaker, retry policy, per-attempt timeout) and
+//!   `resilience/idempotent` (the upstream call recorded under a fresh idempotency key in the
+//!   embedded Kv, as every side-effecting tool call is);
 //! - `turn/healthz` (baseline: one request through the full middleware stack, no auth, no work) vs
 //!   `turn/faq_chat` (an authenticated FAQ chat turn: gateway, classification, retrieval, answer,
 //!   events, persistence), both in-process through the axum router without a socket.
@@ -26,6 +30,48 @@ fn router(c: &mut Criterion) {
         b.iter(|| {
             let f = Features::of(black_box(text), 2, false);
             black_box(r.decide("acme", "req-1", &f, None))
+        })
+    });
+    g.finish();
+}
+
+fn resilience(c: &mut Criterion) {
+    use platform::resilience::idempotency::Idempotency;
+    use platform::resilience::{Kind, Resilience};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let clock = Arc::new(platform::clock::SystemClock);
+    let metrics = Arc::new(platform::telemetry::Metrics::default());
+    let r = Resilience::new(Default::default(), 42, clock.clone(), metrics);
+    let up = r.upstream("tool:bench", Kind::Tool, Some((5_000, 2)));
+    let idem = Idempotency::new(
+        Arc::new(platform::kv::memory::MemoryKv::default()),
+        clock,
+        Duration::from_secs(3600),
+        Duration::from_secs(5),
+    );
+    let work = |_| async { Ok::<u64, platform::tools::ToolError>(black_box(7)) };
+    let n = AtomicU64::new(0);
+    let mut g = c.benchmark_group("resilience");
+    g.bench_function("direct", |b| {
+        b.to_async(&rt).iter(|| async { black_box(work(0).await) })
+    });
+    g.bench_function("upstream", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(up.call("bench", work).await) })
+    });
+    g.bench_function("idempotent", |b| {
+        b.to_async(&rt).iter(|| async {
+            let key = format!("idem:bench:{}", n.fetch_add(1, Ordering::Relaxed));
+            black_box(
+                idem.once(&key, "p", Duration::from_secs(30), false, || async {
+                    up.call("bench", work).await.map(|(v, _)| v)
+                })
+                .await
+                .is_ok(),
+            )
         })
     });
     g.finish();
@@ -79,5 +125,5 @@ fn turn(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, router, turn);
+criterion_group!(benches, router, resilience, turn);
 criterion_main!(benches);

@@ -3,9 +3,11 @@
 //! loop safety (per-node visit bounds, a no-progress cut); and the saga: when a run fails after
 //! side effects (or is cancelled), every completed compensable tool call is undone in reverse order.
 //!
-//! Sagas are durable. Before each node the run is saved with a [`Checkpoint`] (the next node, the
-//! context, the completed effects, and this worker's lease on the run); while compensating, after
-//! each compensation. A worker that dies leaves the run `running` (or `compensating`) with a lease
+//! Sagas are durable. At its start and before each node with a side effect, the run is saved
+//! with a [`Checkpoint`] (the next node, the context, the completed effects, and
+//! this worker's lease on the run); while compensating, after each compensation. A resumed run
+//! carries on from its last checkpoint, running again what came after it (conditions, model calls,
+//! reads: nothing with an effect). A worker that dies leaves the run `running` (or `compensating`) with a lease
 //! that lapses; [`Engine::recover`] (at start-up and on a sweep) resumes such runs from their
 //! checkpoint. A side-effecting tool call carries an idempotency key derived from the run, the step
 //! and its visit, so the step that was in flight when the worker died runs at most once: a result
@@ -681,6 +683,16 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// Whether `node` changes the world (a tool with a side effect): where a checkpoint goes.
+    fn effect_at(&self, node: &Node) -> bool {
+        node.kind == "tool"
+            && node
+                .tool
+                .as_deref()
+                .and_then(|t| self.e.tools.manifest(t))
+                .is_some_and(|m| m.side_effect)
+    }
+
     /// Walks one workflow from its start node (or, resuming, from `resume`'s first frame, the
     /// rest of `resume` going to the sub-workflow that node runs); returns its end node's result.
     fn walk(
@@ -732,7 +744,11 @@ impl<'a> Exec<'a> {
                 if self.cancel.is_set() {
                     return Err(RunFailure::Cancelled);
                 }
-                self.save().await;
+                // A resume point before each effect: what runs between two of them (conditions,
+                // model calls, reads) is simply run again by a worker that resumes.
+                if self.effect_at(node) {
+                    self.save().await;
+                }
                 let sid = format!("{prefix}{}", node.id);
                 let visits = self.visits.entry(sid.clone()).or_insert(0);
                 *visits += 1;
@@ -1065,7 +1081,6 @@ impl<'a> Exec<'a> {
                 self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "replayed": replayed, "output": out})).await;
                 s.output_summary = summary(&out);
                 let manifest = self.e.tools.manifest(name);
-                let side_effect = manifest.is_some_and(|m| m.side_effect);
                 if manifest.is_some_and(|m| m.compensation.is_some()) {
                     self.stack.push(CompensableStep {
                         step_id: sid.to_string(),
@@ -1074,10 +1089,9 @@ impl<'a> Exec<'a> {
                         output: out.clone(),
                     });
                 }
+                // No checkpoint here: the one before this node stays the resume point, so a
+                // worker that resumes asks again under the same key and gets this result back.
                 self.record(s)?;
-                if side_effect {
-                    self.save().await;
-                }
                 Ok(Ok(out))
             }
             Err(err) => {
