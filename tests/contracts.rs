@@ -42,6 +42,7 @@ mod postgres_store {
         usage_adds_up_per_tenant,
         the_outbox_keeps_queue_order,
         an_api_key_belongs_to_one_tenant,
+        an_abandoned_run_is_claimed_once,
     );
 }
 

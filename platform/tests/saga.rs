@@ -384,6 +384,15 @@ async fn an_abandoned_saga_cancelled_on_another_worker_is_compensated_from_its_c
     let tenant = platform::domain::TenantId::parse("acme").unwrap();
     let id = uuid::Uuid::parse_str(&run_id).unwrap();
     let b = second_worker(&s).await;
+    // While the dead worker's lease holds, the run may still be alive elsewhere: not cancelled here.
+    assert!(matches!(
+        b.engine.cancel(&tenant, id).await,
+        Err(platform::orchestrator::executor::CancelError::HeldElsewhere { .. })
+    ));
+    platform::clock::Clock::advance_by(
+        s.clock.as_ref(),
+        chrono::Duration::milliseconds(s.app.cfg.saga.lease_ms as i64 + 1),
+    );
     let run = b.engine.cancel(&tenant, id).await.expect("cancelled");
     assert_eq!(run.status, "compensated");
     assert_eq!(

@@ -183,6 +183,11 @@ pub async fn cancel_run(
         Ok(r) => Ok(Json(run_json(&r))),
         Err(CancelError::NotFound) => Err(ApiError::not_found(format!("run {run_id}"))),
         Err(e @ CancelError::Finished(_)) => Err(ApiError::field("run_id", e.to_string())),
+        Err(e @ CancelError::HeldElsewhere { .. }) => Err(ApiError::new(
+            super::error::Code::ServiceUnavailable,
+            e.to_string(),
+        )
+        .with_header("retry-after", 1)),
         Err(CancelError::Store(m)) => Err(ApiError::new(
             super::error::Code::ServiceUnavailable,
             format!("the run could not be cancelled: {m}"),

@@ -247,6 +247,13 @@ pub enum CancelError {
     NotFound,
     #[error("the run has already ended ({0})")]
     Finished(String),
+    /// Another worker holds the run and its lease has not lapsed: cancelling here would
+    /// compensate under its feet.
+    #[error("the run is held by {owner} until {until}; cancel it there, or after its lease")]
+    HeldElsewhere {
+        owner: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
     #[error("{0}")]
     Store(String),
 }
@@ -257,24 +264,7 @@ impl Engine {
     pub async fn run(self: &Arc<Self>, req: &RunRequest) -> RunOutcome {
         let run_id = self.ids.uuid();
         let now = self.clock.now();
-        let run = Run {
-            tenant: req.tenant.id.clone(),
-            run_id,
-            workflow_id: req.workflow_id.clone(),
-            status: "running".into(),
-            started_at: now,
-            finished_at: None,
-            duration_ms: 0,
-            tokens: 0,
-            cost_usd: 0.0,
-            steps: vec![],
-            compensation: vec![],
-            events: vec![],
-            errors: vec![],
-            failure: None,
-            output: Value::Null,
-            checkpoint: None,
-        };
+        let run = Run::started(req.tenant.id.clone(), run_id, &req.workflow_id, now);
         if self.halted() {
             return interrupted(run);
         }
@@ -367,9 +357,31 @@ impl Engine {
                 if !lapsed || self.is_inflight(run.run_id) {
                     continue;
                 }
+                // Claim it first: of two workers that see the same lapsed lease, one resumes it.
+                let Some(old) = run.checkpoint.clone() else {
+                    continue;
+                };
+                let mut claimed = run;
+                if let Some(cp) = claimed.checkpoint.as_mut() {
+                    cp.owner = self.workers.id.clone();
+                    cp.lease_until = self.clock.now()
+                        + chrono::Duration::milliseconds(self.cfg.saga.lease_ms as i64);
+                }
+                match self
+                    .store
+                    .claim_run(&claimed, &old.owner, old.lease_until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(err) => {
+                        tracing::error!(run_id = %claimed.run_id, %err, "could not claim an abandoned run");
+                        continue;
+                    }
+                }
                 started += 1;
                 let me = self.clone();
-                tokio::spawn(async move { me.resume(run).await });
+                tokio::spawn(async move { me.resume(claimed).await });
             }
         }
         started
@@ -410,10 +422,22 @@ impl Engine {
             if !run.unfinished() {
                 return Err(CancelError::Finished(run.status));
             }
+            let Some(old) = run.checkpoint.clone() else {
+                return Err(CancelError::Store("the run has no checkpoint".into()));
+            };
+            if old.lease_until > self.clock.now() {
+                return Err(CancelError::HeldElsewhere {
+                    owner: old.owner,
+                    until: old.lease_until,
+                });
+            }
             let mut run = run;
             if let Some(cp) = run.checkpoint.as_mut() {
                 cp.compensating = Some(MANUALLY_CANCELLED.into());
                 cp.frames.clear();
+                cp.owner = self.workers.id.clone();
+                cp.lease_until = self.clock.now()
+                    + chrono::Duration::milliseconds(self.cfg.saga.lease_ms as i64);
             }
             if run.failure.is_none() {
                 run.failure = Some(crate::store::model::Failure {
@@ -421,6 +445,20 @@ impl Engine {
                     reason: MANUALLY_CANCELLED.into(),
                 });
                 run.errors.push(MANUALLY_CANCELLED.into());
+            }
+            // Claimed like any abandoned run, so a sweeping worker does not resume it meanwhile.
+            match self
+                .store
+                .claim_run(&run, &old.owner, old.lease_until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(CancelError::Store(
+                        "another worker took the run over first".into(),
+                    ))
+                }
+                Err(e) => return Err(CancelError::Store(e.to_string())),
             }
             self.resume(run).await;
         }

@@ -200,6 +200,46 @@ pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
 
 /// An API key belongs to one tenant: issuing the same key to another is a conflict and the key
 /// keeps answering for its tenant; re-storing it for the same tenant (a new label) is fine.
+/// Of two workers claiming the same abandoned run, exactly one wins; a claim on a lease that has
+/// moved on fails.
+pub async fn an_abandoned_run_is_claimed_once(store: &dyn Store) {
+    let t = TenantId::parse("acme").unwrap();
+    let at =
+        |s: i64| chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000 + s, 0).unwrap();
+    let checkpoint = |owner: &str, lease: i64| Checkpoint {
+        owner: owner.into(),
+        lease_until: at(lease),
+        request: serde_json::json!({}),
+        ctx: serde_json::json!({"input": {}}),
+        frames: vec![],
+        visits: Default::default(),
+        compensable: vec![],
+        tier_used: None,
+        compensating: None,
+    };
+    let mut run = Run {
+        checkpoint: Some(checkpoint("dead", 10)),
+        ..Run::started(t.clone(), Uuid::from_u128(77), "create_order", at(0))
+    };
+    store.put_run(&run).await.unwrap();
+    let mut by = |who: &str| {
+        run.checkpoint = Some(checkpoint(who, 100));
+        run.clone()
+    };
+    let (a, b) = (by("worker-a"), by("worker-b"));
+    assert!(store.claim_run(&a, "dead", at(10)).await.unwrap());
+    assert!(
+        !store.claim_run(&b, "dead", at(10)).await.unwrap(),
+        "the lease moved on"
+    );
+    let held = store.run(&t, Uuid::from_u128(77)).await.unwrap().unwrap();
+    assert_eq!(
+        held.checkpoint.map(|c| c.owner).as_deref(),
+        Some("worker-a")
+    );
+    assert_eq!(store.unfinished_runs(&t).await.unwrap().len(), 1);
+}
+
 pub async fn an_api_key_belongs_to_one_tenant(store: &dyn Store) {
     let key = |t: &str, label: &str| ApiKey {
         key_hash: "hash-of-k".into(),
@@ -240,6 +280,10 @@ mod memory_backend {
     #[tokio::test]
     async fn an_api_key_belongs_to_one_tenant() {
         super::an_api_key_belongs_to_one_tenant(&MemoryStore::default()).await;
+    }
+    #[tokio::test]
+    async fn an_abandoned_run_is_claimed_once() {
+        super::an_abandoned_run_is_claimed_once(&MemoryStore::default()).await;
     }
     #[tokio::test]
     async fn usage_adds_up_per_tenant() {

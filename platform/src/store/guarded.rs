@@ -1,8 +1,8 @@
 //! The database behind the resilience layer: every [`Store`] call goes through the `database`
 //! upstream (bulkhead, breaker, per-attempt timeout). Reads, upserts and the event-id-keyed
 //! counters are retried on passing failures; the calls that would do something twice if retried
-//! after a lost answer (stock adjustments, sequence numbers, audit appends) and the readiness
-//! ping run once.
+//! after a lost answer (stock adjustments, sequence numbers, audit appends, claims of abandoned
+//! runs) and the readiness ping run once.
 
 use super::model::*;
 use super::{Store, StoreError};
@@ -91,6 +91,7 @@ guarded! {
     retried put_run(r: &Run) -> ();
     retried run(t: &TenantId, id: Uuid) -> Option<Run>;
     retried unfinished_runs(t: &TenantId) -> Vec<Run>;
+    once claim_run(r: &Run, owner: &str, lease_until: DateTime<Utc>) -> bool;
     retried tenant_ids() -> Vec<TenantId>;
     once append_audit(a: &AuditEntry) -> ();
     retried audit(t: &TenantId) -> Vec<AuditEntry>;

@@ -275,6 +275,24 @@ impl Store for MemoryStore {
             v
         }))
     }
+    async fn claim_run(
+        &self,
+        r: &Run,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        Ok(self.with(|i| {
+            let id = r.run_id.to_string();
+            let held = get(&i.runs, &r.tenant, &id)
+                .and_then(|cur| cur.checkpoint)
+                .is_some_and(|c| c.owner == owner && c.lease_until == lease_until);
+            if held {
+                put(&mut i.runs, &r.tenant, id, r.clone());
+            }
+            held
+        }))
+    }
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
         self.up()?;
         Ok(self.with(|i| {

@@ -93,6 +93,15 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's runs that have not finished (`running`, `compensating`): a recovering worker
     /// resumes those whose claim has lapsed.
     async fn unfinished_runs(&self, t: &TenantId) -> Result<Vec<Run>, StoreError>;
+    /// Writes `r` (an abandoned run with this worker's new claim in its checkpoint) only if the
+    /// stored run is still claimed by `owner` until `lease_until`: of two workers that find the same
+    /// lapsed lease, one wins. False when another got there first.
+    async fn claim_run(
+        &self,
+        r: &Run,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Every tenant id (from the registry, which holds no tenant data): where recovery looks.
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError>;
 

@@ -201,6 +201,28 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run of `workflow_id` that has just started: no steps, no events, status `running`.
+    pub fn started(tenant: TenantId, run_id: Uuid, workflow_id: &str, at: DateTime<Utc>) -> Self {
+        Run {
+            tenant,
+            run_id,
+            workflow_id: workflow_id.to_string(),
+            status: "running".into(),
+            started_at: at,
+            finished_at: None,
+            duration_ms: 0,
+            tokens: 0,
+            cost_usd: 0.0,
+            steps: vec![],
+            compensation: vec![],
+            events: vec![],
+            errors: vec![],
+            failure: None,
+            output: Value::Null,
+            checkpoint: None,
+        }
+    }
+
     /// Whether the run still has work to do (forward or compensating).
     pub fn unfinished(&self) -> bool {
         matches!(self.status.as_str(), "running" | "compensating")

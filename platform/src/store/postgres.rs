@@ -533,6 +533,30 @@ impl Store for PgStore {
         )
         .await
     }
+    async fn claim_run(
+        &self,
+        r: &Run,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // The lease as the stored body spells it (serde's form of the same instant).
+        let lease = to_json(&lease_until)?;
+        let mut tx = self.tx(&r.tenant).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET body = $3 WHERE tenant_id = $1 AND run_id = $2 \
+             AND body->'checkpoint'->>'owner' = $4 AND body->'checkpoint'->'lease_until' = $5",
+        )
+        .bind(r.tenant.as_str())
+        .bind(r.run_id)
+        .bind(to_json(r)?)
+        .bind(owner)
+        .bind(lease)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
     async fn tenant_ids(&self) -> Result<Vec<TenantId>, StoreError> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT tenant_id FROM tenant_registry ORDER BY tenant_id")
