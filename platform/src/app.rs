@@ -186,11 +186,14 @@ impl App {
             std::time::Duration::from_secs(cfg.idempotency_ttl_secs.max(1) as u64),
             std::time::Duration::from_millis(cfg.idempotency_wait_ms),
         );
+        let faults = Arc::new(crate::faults::Faults::default());
         // Every database call goes through the `database` upstream from here on.
         let b = Backends {
             store: Arc::new(crate::store::guarded::GuardedStore::new(
                 b.store,
                 resilience.upstream("database", crate::resilience::Kind::Database, None),
+                faults.clone(),
+                b.clock.clone(),
             )),
             ..b
         };
@@ -198,6 +201,7 @@ impl App {
             resilience.clone(),
             Some(idempotency.clone()),
             metrics.clone(),
+            faults,
         ));
         let catalog = Catalog::load(
             cfg.workflows_dir.as_deref().map(PathBuf::from).as_deref(),

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod faults;
 pub mod kv;
 pub mod llm;
 pub mod metering;

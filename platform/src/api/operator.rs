@@ -124,7 +124,8 @@ pub struct Provisioned {
     pub leads: usize,
 }
 
-/// A fault for one tenant's calls of one tool, or of one model tier (`model:SLM_A`).
+/// A fault for one tenant's calls of one tool or one model tier (`model:SLM_A`), or for every call
+/// of the deployment's database (`database`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
@@ -454,9 +455,10 @@ pub async fn fault(
         .tool
         .strip_prefix("model:")
         .is_some_and(|t| ["SLM_A", "SLM_B", "LLM"].contains(&t));
-    if app.tools.manifest(&req.tool).is_none() && !model_tier {
+    let database = req.tool == "database";
+    if app.tools.manifest(&req.tool).is_none() && !model_tier && !database {
         return Err(ApiError::not_found(format!(
-            "tool {} (a tool name, or model:SLM_A, model:SLM_B, model:LLM)",
+            "tool {} (a tool name, model:SLM_A, model:SLM_B, model:LLM or database)",
             req.tool
         )));
     }
@@ -484,7 +486,9 @@ pub async fn fault(
         )),
         FaultSpec::None => None,
     };
-    app.tools.set_fault(Some(&t), &req.tool, point, fault);
+    // The database has no tenant at hand when it is called: its faults are deployment-wide.
+    let scope = if database { None } else { Some(&t) };
+    app.tools.set_fault(scope, &req.tool, point, fault);
     Ok(Json(
         json!({"tenant_id": t.to_string(), "tool": req.tool, "point": format!("{point:?}").to_lowercase()}),
     ))

@@ -592,11 +592,12 @@ impl Engine {
                 let (llm, req, name) = (self.llm.clone(), req.clone(), name.clone());
                 async move {
                     self.tools
-                        .apply_fault_to(
-                            tenant,
+                        .faults()
+                        .apply(
+                            Some(tenant),
                             self.clock.now(),
                             &name,
-                            crate::tools::FaultPoint::Call,
+                            crate::faults::FaultPoint::Call,
                         )
                         .await
                         .map_err(|e| LlmError::Unavailable(e.to_string()))?;
@@ -1380,6 +1381,7 @@ mod tests {
             resilience.clone(),
             Some(idem),
             metrics.clone(),
+            Default::default(),
         ));
         let files: Vec<(String, String)> = workflows
             .iter()

@@ -6,7 +6,9 @@
 
 use super::model::*;
 use super::{Store, StoreError};
+use crate::clock::Clock;
 use crate::domain::{Role, TenantId};
+use crate::faults::{FaultPoint, Faults};
 use crate::resilience::{CallError, Retryable, Upstream};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -30,15 +32,35 @@ impl From<CallError<StoreError>> for StoreError {
     }
 }
 
-/// A [`Store`] whose every call goes through the `database` upstream.
+/// A [`Store`] whose every call goes through the `database` upstream (and, in a test deployment,
+/// the `database` fault hook, before each attempt).
 pub struct GuardedStore {
     inner: Arc<dyn Store>,
     upstream: Arc<Upstream>,
+    faults: Arc<Faults>,
+    clock: Arc<dyn Clock>,
 }
 
 impl GuardedStore {
-    pub fn new(inner: Arc<dyn Store>, upstream: Arc<Upstream>) -> Self {
-        Self { inner, upstream }
+    pub fn new(
+        inner: Arc<dyn Store>,
+        upstream: Arc<Upstream>,
+        faults: Arc<Faults>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner,
+            upstream,
+            faults,
+            clock,
+        }
+    }
+
+    async fn fault(&self) -> Result<(), StoreError> {
+        self.faults
+            .apply(None, self.clock.now(), "database", FaultPoint::Call)
+            .await
+            .map_err(|i| StoreError::Unavailable(i.to_string()))
     }
 }
 
@@ -48,7 +70,10 @@ macro_rules! guarded {
         impl Store for GuardedStore {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> Result<$ret, StoreError> {
-                    let call = |_| self.inner.$name($($arg),*);
+                    let call = |_| async {
+                        self.fault().await?;
+                        self.inner.$name($($arg),*).await
+                    };
                     guarded!(@$kind self, stringify!($name), call)
                 }
             )*
@@ -127,7 +152,12 @@ mod tests {
         );
         let metrics = Arc::new(Metrics::default());
         let r = Resilience::new(cfg, 1, Arc::new(ManualClock::at_epoch()), metrics.clone());
-        let store = GuardedStore::new(mem.clone(), r.upstream("database", Kind::Database, None));
+        let store = GuardedStore::new(
+            mem.clone(),
+            r.upstream("database", Kind::Database, None),
+            Default::default(),
+            Arc::new(ManualClock::at_epoch()),
+        );
         let acme = TenantId::parse("acme").unwrap_or_else(|_| unreachable!());
         assert!(store.tenant(&acme).await.is_ok());
         mem.set_down(true);
@@ -163,7 +193,12 @@ mod tests {
             Arc::new(ManualClock::at_epoch()),
             metrics.clone(),
         );
-        let store = GuardedStore::new(mem.clone(), r.upstream("database", Kind::Database, None));
+        let store = GuardedStore::new(
+            mem.clone(),
+            r.upstream("database", Kind::Database, None),
+            Default::default(),
+            Arc::new(ManualClock::at_epoch()),
+        );
         mem.set_down(true);
         assert!(store.next_sequence("order:acme").await.is_err());
         assert!(!metrics

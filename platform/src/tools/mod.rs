@@ -15,8 +15,8 @@ use crate::resilience::{retryable_status, CallError, Kind, Resilience, Retryable
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -284,54 +284,13 @@ pub trait Tool: Send + Sync + 'static {
     }
 }
 
-/// A fault to inject into a tool, for tests of retries, breakers and sagas. Embedded deployments
-/// only: nothing in the configuration sets one; the operator surface (on only with
-/// `fault_injection: true`) and in-process tests call [`Registry::set_fault`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// Fail the next `times` calls (every call when `None`) with `status`: 5xx, 408 and 429 are
-    /// passing and retried (after `retry_after_ms` when set), any other status is permanent.
-    Fail {
-        times: Option<u32>,
-        status: u16,
-        retry_after_ms: Option<u64>,
-    },
-    /// Sleep this long before each call.
-    Delay(Duration),
-    /// Never answer: only the call's timeout ends it.
-    Hang,
-    /// Do the call, then never answer: the effect happened and its answer was lost (the case
-    /// idempotency keys exist for).
-    LoseAnswer,
-    /// Fail with 503 until the platform clock reaches this time, then succeed.
-    FailUntil(chrono::DateTime<chrono::Utc>),
-}
-
-impl Fault {
-    /// The passing failure of the old wire names: `always_fail`, `fail_times`.
-    pub fn transient(times: Option<u32>) -> Self {
-        Fault::Fail {
-            times,
-            status: 503,
-            retry_after_ms: None,
-        }
-    }
-}
-
-/// Where a fault applies: the call itself or its compensation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultPoint {
-    Call,
-    Compensate,
-}
-
-type FaultKey = (Option<String>, String, FaultPoint);
+pub use crate::faults::{Fault, FaultPoint, Faults};
 
 /// Every tool, by name, with the resilience layer, idempotency and injected faults around them.
 pub struct Registry {
     tools: BTreeMap<String, Arc<dyn Tool>>,
-    /// Keyed by (tenant or `None` for every tenant, tool, point).
-    faults: Mutex<HashMap<FaultKey, Fault>>,
+    /// Injected faults (test deployments), shared with the model and database upstreams.
+    faults: Arc<Faults>,
     resilience: Arc<Resilience>,
     /// Where side effects record their keys; `None` runs them without (manifest-only uses).
     idempotency: Option<Idempotency>,
@@ -344,10 +303,11 @@ impl Registry {
         resilience: Arc<Resilience>,
         idempotency: Option<Idempotency>,
         metrics: Arc<crate::telemetry::Metrics>,
+        faults: Arc<Faults>,
     ) -> Self {
         let mut r = Self {
             tools: BTreeMap::new(),
-            faults: Mutex::new(HashMap::new()),
+            faults,
             resilience,
             idempotency,
             metrics,
@@ -379,7 +339,12 @@ impl Registry {
             Arc::new(crate::clock::SystemClock),
             metrics.clone(),
         );
-        Self::builtin(Arc::new(resilience), None, metrics)
+        Self::builtin(Arc::new(resilience), None, metrics, Default::default())
+    }
+
+    /// The injected faults of this deployment (tools, model tiers, the database).
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
     }
 
     /// Sets (or with `None` clears) a fault of one tenant (the operator surface, so that specs
@@ -392,88 +357,7 @@ impl Registry {
         point: FaultPoint,
         fault: Option<Fault>,
     ) {
-        let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (tenant.map(|t| t.to_string()), tool.to_string(), point);
-        match fault {
-            Some(f) => g.insert(key, f),
-            None => g.remove(&key),
-        };
-    }
-
-    pub fn clear_faults(&self) {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    fn fault_of(&self, ctx: &ToolCtx, tool: &str, point: FaultPoint) -> Option<Fault> {
-        let g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        g.get(&(Some(ctx.tenant.to_string()), tool.to_string(), point))
-            .or_else(|| g.get(&(None, tool.to_string(), point)))
-            .cloned()
-    }
-
-    /// Applies the fault set for `target` (a tool name, or `model:<tier>` for the model's
-    /// upstream) and `tenant`, if any: fails, sleeps or hangs as it says.
-    pub async fn apply_fault_to(
-        &self,
-        tenant: &TenantId,
-        now: chrono::DateTime<chrono::Utc>,
-        tool: &str,
-        point: FaultPoint,
-    ) -> Result<(), ToolError> {
-        let fault = {
-            let mut g = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-            let own = (Some(tenant.to_string()), tool.to_string(), point);
-            let key = if g.contains_key(&own) {
-                own
-            } else {
-                (None, tool.to_string(), point)
-            };
-            match g.get_mut(&key) {
-                Some(Fault::Fail { times: Some(0), .. }) => {
-                    g.remove(&key);
-                    None
-                }
-                Some(Fault::Fail {
-                    times: Some(n),
-                    status,
-                    retry_after_ms,
-                }) => {
-                    *n -= 1;
-                    Some(Fault::Fail {
-                        times: None,
-                        status: *status,
-                        retry_after_ms: *retry_after_ms,
-                    })
-                }
-                Some(Fault::FailUntil(until)) if now >= *until => {
-                    g.remove(&key);
-                    None
-                }
-                other => other.cloned(),
-            }
-        };
-        let injected = |status: u16, retry_after_ms: Option<u64>| ToolError::Upstream {
-            status,
-            message: format!("injected fault in {tool} ({point:?})"),
-            retry_after_ms,
-        };
-        match fault {
-            Some(Fault::Fail {
-                status,
-                retry_after_ms,
-                ..
-            }) => Err(injected(status, retry_after_ms)),
-            Some(Fault::FailUntil(_)) => Err(injected(503, None)),
-            Some(Fault::Delay(d)) => {
-                tokio::time::sleep(d).await;
-                Ok(())
-            }
-            Some(Fault::Hang) => std::future::pending().await,
-            Some(Fault::LoseAnswer) | None => Ok(()),
-        }
+        self.faults.set(tenant, tool, point, fault);
     }
 
     async fn apply_fault(
@@ -482,8 +366,14 @@ impl Registry {
         tool: &str,
         point: FaultPoint,
     ) -> Result<(), ToolError> {
-        self.apply_fault_to(&ctx.tenant, ctx.clock.now(), tool, point)
+        self.faults
+            .apply(Some(&ctx.tenant), ctx.clock.now(), tool, point)
             .await
+            .map_err(|i| ToolError::Upstream {
+                status: i.status,
+                message: i.message,
+                retry_after_ms: i.retry_after_ms,
+            })
     }
 
     fn tool(&self, name: &str) -> Result<&Arc<dyn Tool>, ToolError> {
@@ -521,7 +411,9 @@ impl Registry {
                 .call(&key, |_| async {
                     self.apply_fault(ctx, name, FaultPoint::Call).await?;
                     let out = tool.call(ctx, params).await;
-                    if self.fault_of(ctx, name, FaultPoint::Call) == Some(Fault::LoseAnswer) {
+                    if self.faults.get(Some(&ctx.tenant), name, FaultPoint::Call)
+                        == Some(Fault::LoseAnswer)
+                    {
                         std::future::pending::<()>().await;
                     }
                     out
