@@ -491,6 +491,7 @@ impl Engine {
         }
     }
 
+    /// Whether this worker has been halted (it starts no run and resumes none).
     pub fn halted(&self) -> bool {
         self.workers.halted.load(Ordering::SeqCst)
     }

@@ -106,7 +106,6 @@ impl Manifest {
         Ok(())
     }
 
-    /// The parameters as a JSON schema, for documentation and model tool-calling.
     /// A fingerprint of everything callers depend on (parameters, timeout, retries, side effect,
     /// compensation): the tool's version in `GET /api/v1/versions`, changing when the manifest does.
     pub fn fingerprint(&self) -> String {
@@ -123,6 +122,7 @@ impl Manifest {
         hex::encode(Sha256::digest(text.as_bytes()))[..12].to_string()
     }
 
+    /// The parameters as a JSON schema, for documentation and model tool-calling.
     pub fn json_schema(&self) -> Value {
         let props: serde_json::Map<String, Value> = self
             .params
