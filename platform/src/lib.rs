@@ -7,6 +7,7 @@
 //! - [`router`]: text features to a model tier, the price table, early exit and the canary.
 //! - [`llm`]: the model port and its deterministic scripted provider.
 //! - [`rag`]: ranked retrieval with the permission filter inside the query.
+//! - [`guard`]: checks the naive model cannot be trusted with (the SSRF guard so far).
 //! - [`tools`]: the tool trait, manifests and the business adapters over the store.
 //! - [`resilience`]: bulkhead, circuit breaker, retry and timeout per upstream (database, model,
 //!   tools, compensations), and idempotency.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod faults;
+pub mod guard;
 pub mod kv;
 pub mod llm;
 pub mod metering;
