@@ -9,6 +9,7 @@
 //! - [`runner`]: executes a spec's steps and checks responses, events, run traces and budgets.
 //! - [`report`]: terminal summary, `report.json`, JUnit XML.
 //! - [`matrix`]: requirement ids of the catalogue mapped to their specs.
+//! - [`oracle`]: checks run after every scenario (tenant isolation by canaries).
 //! - [`record`]: episodes, golden snapshots and replay (cassettes are the platform's `llm::cassette`).
 
 pub mod drive;
@@ -16,6 +17,7 @@ pub mod expect;
 pub mod fixture;
 pub mod infra;
 pub mod matrix;
+pub mod oracle;
 pub mod record;
 pub mod report;
 pub mod runner;

@@ -7,6 +7,7 @@ use crate::drive::events::{Cursor, EventFeed};
 use crate::drive::{self, Request, Response};
 use crate::expect::{self, matcher::Matcher, path::Path};
 use crate::fixture::{self, FixtureTenant};
+use crate::oracle;
 use crate::record::episode::{self, Episode, TenantRecord};
 use crate::record::snapshot;
 use crate::spec::{Actor, Mode, Spec, Step};
@@ -439,6 +440,15 @@ impl<'a> Scenario<'a> {
                 break;
             }
         }
+        if result.is_ok() {
+            if let Err(m) = sc.isolation_oracle().await {
+                result = Err(fail_at(
+                    format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
+                    "oracle",
+                    m,
+                ));
+            }
+        }
         // A model request without a cassette fails the scenario even when the spec expected the
         // error it caused: GOLDEN fails closed.
         let problems = sc
@@ -484,6 +494,61 @@ impl<'a> Scenario<'a> {
             }));
         }
         result
+    }
+
+    /// The tenant-isolation oracle over what this scenario saw: every response to a tenant's
+    /// caller and every event published for a tenant, against the other tenants' canaries (the
+    /// fixture tenants and the demo ones). In-process targets only: a remote deployment's seed,
+    /// which the canaries derive from, is not known here.
+    async fn isolation_oracle(&self) -> Result<(), String> {
+        if matches!(self.cfg.target, TargetSpec::Remote { .. }) {
+            return Ok(());
+        }
+        let mut canaries = BTreeMap::new();
+        for slug in self
+            .tenants
+            .values()
+            .map(|t| t.slug.as_str())
+            .chain(["acme", "globex"])
+        {
+            canaries.insert(
+                slug.to_string(),
+                platform::demo::canary(self.cfg.seed, slug),
+            );
+        }
+        let mut seen = vec![];
+        for e in &self.transcript {
+            if e.request.starts_with("REPLAY") {
+                continue; // a replay report quotes other scenarios' episodes
+            }
+            let Some(step) = e.step.checked_sub(1).and_then(|i| self.spec.steps.get(i)) else {
+                continue;
+            };
+            let Some(t) = self.actor(step).tenant.and_then(|a| self.tenants.get(&a)) else {
+                continue;
+            };
+            seen.push(oracle::Seen {
+                tenant: &t.slug,
+                place: format!("step {} {}", e.step, e.request),
+                content: &e.response,
+            });
+        }
+        let (events, _) = self.feed().since(Cursor::default()).await?;
+        for ev in &events {
+            if let Some(t) = ev["tenant_id"].as_str() {
+                seen.push(oracle::Seen {
+                    tenant: t,
+                    place: format!("event {}", ev["event_type"].as_str().unwrap_or("?")),
+                    content: ev,
+                });
+            }
+        }
+        let leaks = oracle::cross_tenant_leaks(&seen, &canaries);
+        if leaks.is_empty() {
+            Ok(())
+        } else {
+            Err(leaks.join("\n"))
+        }
     }
 
     /// Each fixture tenant's versions, audit trail and the named runs, from the operator surface
