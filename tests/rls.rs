@@ -130,6 +130,7 @@ async fn another_tenants_rows_are_invisible_and_unwritable() {
             plan: Plan::Pro,
             system_prompt: "secret".into(),
             limits: None,
+            allowed_tools: None,
         })
         .await
         .unwrap();

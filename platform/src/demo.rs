@@ -89,6 +89,7 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
                 plan,
                 system_prompt: system_prompt(seed, slug, name),
                 limits: None,
+                allowed_tools: None,
             })
             .await?;
         let key = format!(

@@ -392,3 +392,50 @@ async fn a_production_deployment_refuses_to_start_with_fault_injection() {
     let backends = platform::app::Backends::embedded(&cfg);
     assert!(platform::app::App::start(cfg, backends).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_tenant_allow_list_keeps_other_tools_from_running() {
+    let s = start_with(operator_cfg(false)).await;
+    let mut body: serde_json::Value = serde_json::from_str(&seed_body()).unwrap();
+    body["limits"]["monthly_requests"] = json!(100);
+    body["products"][0]["stock"] = json!(5);
+    // Everything the order saga needs except sending the confirmation.
+    let provision = |b: &serde_json::Value| {
+        op(
+            &s,
+            Method::PUT,
+            INITECH,
+            Some("op-secret"),
+            Some(b.to_string()),
+        )
+    };
+    body["allowed_tools"] = json!([
+        "inventory.price",
+        "inventory.reserve",
+        "payment.authorize",
+        "order.create",
+        "payment.capture"
+    ]);
+    let r = provision(&body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let peter = s.token("initech", "peter", "user");
+    let order = json!({"items": [{"sku": "STAPLER", "quantity": 1}],
+                       "payment": {"method": "card", "card_token": "tok_visa"}});
+    let r = s.post("/api/v1/orders", &peter, order).await;
+    assert_eq!(r.outcome(), (403, "TOOL_NOT_ALLOWED"), "{}", r.text);
+    let run = s.run(&peter, &r.run_id()).await;
+    assert_eq!(run["status"], "compensated", "{run}");
+    assert_eq!(run["failure"]["step_id"], "send_confirmation");
+    // Refused means never called: no email was queued, and the stock is back.
+    assert!(!s
+        .events_of(&r.run_id())
+        .iter()
+        .any(|(t, d)| t == "tool.call.succeeded" && d["tool"] == "email.send"));
+    assert_eq!(s.stock(&peter, "STAPLER").await, 5);
+
+    // An allow-list naming a tool that does not exist is refused at provisioning.
+    body["allowed_tools"] = json!(["email.send", "rm.rf"]);
+    let r = provision(&body).await;
+    assert_eq!(r.outcome(), (400, "VALIDATION_ERROR"), "{}", r.text);
+    assert!(r.text.contains("allowed_tools[1]"), "{}", r.text);
+}

@@ -44,6 +44,9 @@ pub struct TenantSeed {
     pub documents: Vec<DocumentSeed>,
     #[serde(default)]
     pub leads: Vec<LeadSeed>,
+    /// The tenant's tool allow-list (every tool when absent); each must be a known tool.
+    #[serde(default)]
+    pub allowed_tools: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -313,6 +316,14 @@ pub async fn provision(
             }
         }
     }
+    for (i, tool) in seed.allowed_tools.iter().flatten().enumerate() {
+        if app.tools.manifest(tool).is_none() {
+            return Err(ApiError::field(
+                format!("allowed_tools[{i}]"),
+                format!("no tool `{tool}`"),
+            ));
+        }
+    }
     store
         .put_tenant(&Tenant {
             id: t.clone(),
@@ -320,6 +331,7 @@ pub async fn provision(
             plan: seed.plan,
             system_prompt: crate::demo::system_prompt(app.cfg.seed, t.as_str(), &seed.name),
             limits: seed.limits.clone(),
+            allowed_tools: seed.allowed_tools.clone(),
         })
         .await?;
     for u in &seed.users {

@@ -873,7 +873,13 @@ impl<'a> Exec<'a> {
         );
         let prompt = expr::render_text(node.prompt.as_deref().unwrap_or(""), &self.ctx);
         let mut system = format!("TASK: {task}\n{}\n{prompt}", self.req.tenant.system_prompt);
-        for t in node.tools.iter().flatten() {
+        // Only the tools the tenant may use are offered to the model.
+        for t in node
+            .tools
+            .iter()
+            .flatten()
+            .filter(|t| self.req.tenant.may_use(t))
+        {
             if let Some(m) = self.e.tools.manifest(t) {
                 system.push_str(&format!(
                     "\nTOOL {}: {} {}",
@@ -1089,6 +1095,7 @@ impl<'a> Exec<'a> {
             .e
             .catalog
             .tool_denied(self.req.tenant.id.as_str(), name)
+            || !self.req.tenant.may_use(name)
         {
             Err(ToolError::NotAllowed(name.to_string()))
         } else {

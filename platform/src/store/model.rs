@@ -19,6 +19,19 @@ pub struct Tenant {
     /// Contract limits that replace the plan's (a customer with a negotiated quota; test tenants).
     #[serde(default)]
     pub limits: Option<crate::config::PlanLimits>,
+    /// The tools this tenant may use; `None` allows every tool. A run that reaches another tool
+    /// fails with `TOOL_NOT_ALLOWED` without calling it, and models are not offered it.
+    #[serde(default)]
+    pub allowed_tools: Option<Vec<String>>,
+}
+
+impl Tenant {
+    /// Whether the tenant's allow-list lets it use `tool`.
+    pub fn may_use(&self, tool: &str) -> bool {
+        self.allowed_tools
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|t| t == tool))
+    }
 }
 
 /// A person who logs in with email and password.
