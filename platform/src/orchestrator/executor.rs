@@ -413,12 +413,7 @@ impl Engine {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         } else {
-            let run = self
-                .store
-                .run(tenant, run_id)
-                .await
-                .map_err(|e| CancelError::Store(e.to_string()))?
-                .ok_or(CancelError::NotFound)?;
+            let run = self.stored_run(tenant, run_id).await?;
             if !run.unfinished() {
                 return Err(CancelError::Finished(run.status));
             }
@@ -462,16 +457,23 @@ impl Engine {
             }
             self.resume(run).await;
         }
-        let run = self
-            .store
-            .run(tenant, run_id)
-            .await
-            .map_err(|e| CancelError::Store(e.to_string()))?
-            .ok_or(CancelError::NotFound)?;
+        let run = self.stored_run(tenant, run_id).await?;
         if run.unfinished() {
             return Err(CancelError::Store("the run did not stop in time".into()));
         }
         Ok(run)
+    }
+
+    async fn stored_run(
+        &self,
+        tenant: &crate::domain::TenantId,
+        run_id: uuid::Uuid,
+    ) -> Result<Run, CancelError> {
+        self.store
+            .run(tenant, run_id)
+            .await
+            .map_err(|e| CancelError::Store(e.to_string()))?
+            .ok_or(CancelError::NotFound)
     }
 
     /// Stops this worker as a crash would: every run in flight is aborted where it stands
