@@ -1516,7 +1516,9 @@ fn check_paths(
     Ok(())
 }
 
-fn deep_merge(base: &mut Value, over: Value) {
+/// Merges `over` into `base`: objects key by key, anything else replaced. Request bodies over
+/// generated ones, a spec's `platform:` overlay over the target's configuration.
+pub(crate) fn deep_merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {

@@ -288,18 +288,8 @@ async fn boot(cfg: Config, llm: Arc<CassetteLlm>) -> Result<Target, TargetError>
 /// replaced); unknown keys are an error, as in a configuration file.
 pub fn overlay(base: Config, over: Option<&serde_json::Value>) -> Result<Config, TargetError> {
     let Some(over) = over else { return Ok(base) };
-    fn merge(a: &mut serde_json::Value, b: &serde_json::Value) {
-        match (a, b) {
-            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-                for (k, v) in b {
-                    merge(a.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-                }
-            }
-            (a, b) => *a = b.clone(),
-        }
-    }
     let mut v = serde_json::to_value(&base).map_err(|e| TargetError::Start(e.to_string()))?;
-    merge(&mut v, over);
+    crate::runner::deep_merge(&mut v, over.clone());
     serde_json::from_value(v)
         .map_err(|e| TargetError::Start(format!("the spec's `platform:` overlay: {e}")))
 }

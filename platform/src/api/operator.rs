@@ -466,7 +466,7 @@ pub async fn fault(
     let model_tier = req
         .tool
         .strip_prefix("model:")
-        .is_some_and(|t| ["SLM_A", "SLM_B", "LLM"].contains(&t));
+        .is_some_and(|t| crate::domain::Tier::parse(t).is_ok());
     let database = req.tool == "database";
     if app.tools.manifest(&req.tool).is_none() && !model_tier && !database {
         return Err(ApiError::not_found(format!(

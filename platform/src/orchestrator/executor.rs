@@ -203,6 +203,8 @@ struct Exec<'a> {
     resuming: bool,
     /// Set while compensating: why.
     compensating: Option<String>,
+    /// The request as checkpoints store it (built once per run).
+    request: Value,
 }
 
 type Walk<'b> = Pin<Box<dyn Future<Output = Result<Value, RunFailure>> + Send + 'b>>;
@@ -358,27 +360,15 @@ impl Engine {
                     continue;
                 }
                 // Claim it first: of two workers that see the same lapsed lease, one resumes it.
-                let Some(old) = run.checkpoint.clone() else {
-                    continue;
-                };
-                let mut claimed = run;
-                if let Some(cp) = claimed.checkpoint.as_mut() {
-                    cp.owner = self.workers.id.clone();
-                    cp.lease_until = self.clock.now()
-                        + chrono::Duration::milliseconds(self.cfg.saga.lease_ms as i64);
-                }
-                match self
-                    .store
-                    .claim_run(&claimed, &old.owner, old.lease_until)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => continue,
+                let run_id = run.run_id;
+                let claimed = match self.claim(run).await {
+                    Ok(Some(claimed)) => claimed,
+                    Ok(None) => continue,
                     Err(err) => {
-                        tracing::error!(run_id = %claimed.run_id, %err, "could not claim an abandoned run");
+                        tracing::error!(%run_id, %err, "could not claim an abandoned run");
                         continue;
                     }
-                }
+                };
                 started += 1;
                 let me = self.clone();
                 tokio::spawn(async move { me.resume(claimed).await });
@@ -417,22 +407,19 @@ impl Engine {
             if !run.unfinished() {
                 return Err(CancelError::Finished(run.status));
             }
-            let Some(old) = run.checkpoint.clone() else {
+            let Some(held) = run.checkpoint.as_ref() else {
                 return Err(CancelError::Store("the run has no checkpoint".into()));
             };
-            if old.lease_until > self.clock.now() {
+            if held.lease_until > self.clock.now() {
                 return Err(CancelError::HeldElsewhere {
-                    owner: old.owner,
-                    until: old.lease_until,
+                    owner: held.owner.clone(),
+                    until: held.lease_until,
                 });
             }
             let mut run = run;
             if let Some(cp) = run.checkpoint.as_mut() {
                 cp.compensating = Some(MANUALLY_CANCELLED.into());
                 cp.frames.clear();
-                cp.owner = self.workers.id.clone();
-                cp.lease_until = self.clock.now()
-                    + chrono::Duration::milliseconds(self.cfg.saga.lease_ms as i64);
             }
             if run.failure.is_none() {
                 run.failure = Some(crate::store::model::Failure {
@@ -442,26 +429,41 @@ impl Engine {
                 run.errors.push(MANUALLY_CANCELLED.into());
             }
             // Claimed like any abandoned run, so a sweeping worker does not resume it meanwhile.
-            match self
-                .store
-                .claim_run(&run, &old.owner, old.lease_until)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
+            match self.claim(run).await {
+                Ok(Some(claimed)) => {
+                    self.resume(claimed).await;
+                }
+                Ok(None) => {
                     return Err(CancelError::Store(
                         "another worker took the run over first".into(),
                     ))
                 }
                 Err(e) => return Err(CancelError::Store(e.to_string())),
             }
-            self.resume(run).await;
         }
         let run = self.stored_run(tenant, run_id).await?;
         if run.unfinished() {
             return Err(CancelError::Store("the run did not stop in time".into()));
         }
         Ok(run)
+    }
+
+    /// When a lease taken now ends.
+    fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now() + chrono::Duration::milliseconds(self.cfg.saga.lease_ms as i64)
+    }
+
+    /// Takes `run` (with whatever its checkpoint should say from now on) over from the worker its
+    /// checkpoint names, with compare-and-set: `None` when another worker got there first.
+    async fn claim(&self, mut run: Run) -> Result<Option<Run>, crate::store::StoreError> {
+        let Some(cp) = run.checkpoint.as_mut() else {
+            return Ok(None);
+        };
+        let (owner, until) = (cp.owner.clone(), cp.lease_until);
+        cp.owner = self.workers.id.clone();
+        cp.lease_until = self.lease_until();
+        let won = self.store.claim_run(&run, &owner, until).await?;
+        Ok(won.then_some(run))
     }
 
     async fn stored_run(
@@ -577,6 +579,7 @@ impl Engine {
             cancel,
             resuming: false,
             compensating: None,
+            request: request_json(req),
         }
     }
 
@@ -626,11 +629,10 @@ impl<'a> Exec<'a> {
     /// is saved without one.
     async fn save(&mut self) {
         self.run.checkpoint = if self.run.unfinished() {
-            let lease = chrono::Duration::milliseconds(self.e.cfg.saga.lease_ms as i64);
             Some(Checkpoint {
                 owner: self.e.workers.id.clone(),
-                lease_until: self.e.clock.now() + lease,
-                request: request_json(self.req),
+                lease_until: self.e.lease_until(),
+                request: self.request.clone(),
                 ctx: self.ctx.clone(),
                 frames: self.frames.clone(),
                 visits: self.visits.clone(),
