@@ -29,6 +29,8 @@ pub struct Config {
     pub workflows_dir: Option<String>,
     /// Input limits of the gateway.
     pub limits: Limits,
+    /// Which guard checks run (all by default); see `guard::GuardConfig`.
+    pub guard: crate::guard::GuardConfig,
     /// Rate limit and quotas per plan.
     pub plans: BTreeMap<Plan, PlanLimits>,
     /// Share (0..=1) of a tenant's routing decisions that use the canary router policy.
@@ -273,6 +275,7 @@ impl Default for Config {
             event_prefix: "aiaas".into(),
             workflows_dir: None,
             limits: Limits::default(),
+            guard: crate::guard::GuardConfig::default(),
             plans,
             canary_share: BTreeMap::new(),
             manual_review_above_cents: 100_000,

@@ -5,8 +5,9 @@
 use super::dto::*;
 use super::error::{ApiError, Code};
 use super::extract::{Caller, StrictJson};
-use super::{run_error, run_request, validate};
+use super::{guard, run_error, run_request, validate};
 use crate::app::AppState;
+use crate::guard::{Verdict, REFUSAL};
 use crate::llm::Turn;
 use crate::router::Features;
 use axum::extract::State;
@@ -95,86 +96,148 @@ pub async fn message(
     }
     let conversation_id = ctx.conversation_id.unwrap_or_else(|| app.ids.uuid());
     let message_id = app.ids.uuid();
+    let cfg = &app.cfg.guard;
+    let history_texts: Vec<&str> = prev.iter().map(|m| m.content.as_str()).collect();
+    let inbound = crate::guard::inspect_message(
+        cfg,
+        &req.message.content,
+        &history_texts,
+        req.message.metadata.as_ref(),
+    );
     let history: Vec<Turn> = prev
         .into_iter()
-        .map(|m| Turn {
+        .zip(inbound.history)
+        .map(|(m, content)| Turn {
             role: m.role,
-            content: m.content,
+            content,
         })
         .collect();
     let decision = app.engine.router.decide(
         caller.tenant.id.as_str(),
         &message_id.to_string(),
-        &Features::of(&req.message.content, history.len(), false),
+        &Features::of(&inbound.content, history.len(), false),
         opts.tier_preference,
     );
-    app.publish(&caller.tenant.id, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
-    let mut rr = run_request(
-        &caller,
-        &workflow,
-        json!({"message": req.message.content, "conversation_id": conversation_id}),
-        Default::default(),
-    );
-    rr.history = history;
-    rr.tier_preference = opts.tier_preference;
-    rr.deadline_ms = opts.deadline_ms;
-    app.publish(
-        &caller.tenant.id,
-        "agent.run.started",
-        None,
-        json!({"message_id": message_id, "tier": decision.tier}),
-    )
-    .await;
-    let outcome = app.engine.run(&rr).await;
-    let run_id = outcome.run.run_id;
-    if outcome.failure.is_some() {
-        app.publish(
-            &caller.tenant.id,
-            "agent.run.failed",
-            Some(run_id),
-            json!({"message_id": message_id, "status": outcome.run.status}),
+    let metadata =
+        |tier_used, confidence, processing_time_ms, tokens_used, cost_usd, intent| ReplyMetadata {
+            tier_used,
+            confidence,
+            processing_time_ms,
+            tokens_used,
+            cost_usd,
+            intent,
+            channel: channel.clone(),
+            delivery_status: if messaging { "sent" } else { "inline" }.into(),
+            routing: serde_json::to_value(&decision).unwrap_or(Value::Null),
+        };
+    let response = if inbound.verdict.blocked {
+        // A content attack: no run, no model call, no tool; the refusal, recorded.
+        guard::record(
+            &app,
+            &caller,
+            "chat",
+            &message_id.to_string(),
+            &inbound.verdict,
         )
         .await;
-        return Err(run_error(&outcome));
-    }
-    let out = &outcome.output;
-    let citations: Vec<Citation> =
-        serde_json::from_value(out["citations"].clone()).unwrap_or_default();
-    let response = ChatResponse {
-        response: ChatReply {
-            message_id,
-            conversation_id,
-            content: ReplyContent {
-                text: out["text"].as_str().unwrap_or("").to_string(),
-                citations,
+        ChatResponse {
+            response: ChatReply {
+                message_id,
+                conversation_id,
+                content: ReplyContent {
+                    text: REFUSAL.to_string(),
+                    citations: vec![],
+                },
+                metadata: metadata(decision.tier, 1.0, 0, 0, 0.0, None),
             },
-            metadata: ReplyMetadata {
-                tier_used: outcome.tier_used.unwrap_or(decision.tier),
-                confidence: out["confidence"].as_f64().unwrap_or(decision.confidence),
-                processing_time_ms: outcome.run.duration_ms,
-                tokens_used: outcome.run.tokens,
-                cost_usd: outcome.run.cost_usd,
-                intent: out["intent"].as_str().map(str::to_string),
-                channel: channel.clone(),
-                delivery_status: if messaging { "sent" } else { "inline" }.into(),
-                routing: serde_json::to_value(&decision).unwrap_or(Value::Null),
+            workflow: None,
+            guard: Some(inbound.verdict),
+        }
+    } else {
+        app.publish(&caller.tenant.id, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
+        let mut rr = run_request(
+            &caller,
+            &workflow,
+            json!({"message": inbound.content, "conversation_id": conversation_id}),
+            Default::default(),
+        );
+        rr.history = history;
+        rr.tier_preference = opts.tier_preference;
+        rr.deadline_ms = opts.deadline_ms;
+        app.publish(
+            &caller.tenant.id,
+            "agent.run.started",
+            None,
+            json!({"message_id": message_id, "tier": decision.tier}),
+        )
+        .await;
+        let outcome = app.engine.run(&rr).await;
+        let run_id = outcome.run.run_id;
+        if outcome.failure.is_some() {
+            app.publish(
+                &caller.tenant.id,
+                "agent.run.failed",
+                Some(run_id),
+                json!({"message_id": message_id, "status": outcome.run.status}),
+            )
+            .await;
+            return Err(run_error(&outcome));
+        }
+        let out = &outcome.output;
+        let tools: Vec<String> = app.engine.tools.names().map(str::to_string).collect();
+        let (text, filtered) = crate::guard::output::filter(
+            cfg,
+            out["text"].as_str().unwrap_or(""),
+            &crate::guard::output::Secrets {
+                system_prompt: &caller.tenant.system_prompt,
+                tool_names: &tools,
             },
-        },
-        workflow: WorkflowSummary {
-            run_id,
-            workflow_id: workflow,
-            status: outcome.run.status.clone(),
-            steps_executed: outcome.run.steps.iter().map(StepView::from).collect(),
-        },
+        );
+        let answered = Verdict::of(filtered);
+        guard::record(
+            &app,
+            &caller,
+            "chat_answer",
+            &message_id.to_string(),
+            &answered,
+        )
+        .await;
+        let verdict = Verdict::of(outcome.guard.clone()).with(answered.violations);
+        let citations: Vec<Citation> =
+            serde_json::from_value(out["citations"].clone()).unwrap_or_default();
+        let tier_used = outcome.tier_used.unwrap_or(decision.tier);
+        let response = ChatResponse {
+            response: ChatReply {
+                message_id,
+                conversation_id,
+                content: ReplyContent { text, citations },
+                metadata: metadata(
+                    tier_used,
+                    out["confidence"].as_f64().unwrap_or(decision.confidence),
+                    outcome.run.duration_ms,
+                    outcome.run.tokens,
+                    outcome.run.cost_usd,
+                    out["intent"].as_str().map(str::to_string),
+                ),
+            },
+            workflow: Some(WorkflowSummary {
+                run_id,
+                workflow_id: workflow,
+                status: outcome.run.status.clone(),
+                steps_executed: outcome.run.steps.iter().map(StepView::from).collect(),
+            }),
+            guard: (!verdict.is_clean()).then_some(verdict),
+        };
+        app.publish(
+            &caller.tenant.id,
+            "agent.run.completed",
+            Some(run_id),
+            json!({"message_id": message_id, "tier": tier_used,
+            "tokens_used": outcome.run.tokens, "cost_usd": outcome.run.cost_usd}),
+        )
+        .await;
+        response
     };
-    app.publish(
-        &caller.tenant.id,
-        "agent.run.completed",
-        Some(run_id),
-        json!({"message_id": message_id, "tier": response.response.metadata.tier_used,
-        "tokens_used": outcome.run.tokens, "cost_usd": outcome.run.cost_usd}),
-    )
-    .await;
     if messaging {
         app.store
             .put_outbox(&crate::store::model::OutboxMessage {

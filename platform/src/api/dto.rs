@@ -60,7 +60,12 @@ pub struct ChatOptions {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChatResponse {
     pub response: ChatReply,
-    pub workflow: WorkflowSummary,
+    /// The run that answered; absent when the guards refused the message before any run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowSummary>,
+    /// What the guards did (`blocked`, `violations`); absent when they did nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<crate::guard::Verdict>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -322,6 +327,10 @@ pub struct RagQuery {
 pub struct RagAnswer {
     pub answer: String,
     pub sources: Vec<Source>,
+    /// What the guards did: a blocked question, withheld documents, redactions. Absent when
+    /// they did nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<crate::guard::Verdict>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

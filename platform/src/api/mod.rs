@@ -8,6 +8,7 @@ pub mod chat;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod idempotency;
 pub mod openapi;
 pub mod operator;

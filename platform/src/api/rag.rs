@@ -7,6 +7,7 @@ use super::extract::{Caller, StrictJson};
 use super::{idempotency, validate};
 use crate::app::AppState;
 use crate::domain::{Role, Tier};
+use crate::guard::{Verdict, Violation, REFUSAL};
 use crate::llm::{LlmRequest, Turn, TurnRole};
 use crate::router::cost_usd;
 use crate::store::model::Document;
@@ -118,15 +119,47 @@ pub async fn query(
     validate::content("question", &req.question, app.cfg.limits.max_content_chars)?;
     let top_k = req.top_k.unwrap_or(5);
     validate::range("top_k", i64::from(top_k), 1, 50)?;
-    let hits = crate::rag::search(
+    let cfg = &app.cfg.guard;
+    let (question, violations) = crate::guard::inspect_text(cfg, &req.question);
+    let asked = Verdict::of(violations);
+    if asked.blocked {
+        let subject = app.ids.uuid().to_string();
+        super::guard::record(&app, &caller, "rag", &subject, &asked).await;
+        return Ok(Json(RagAnswer {
+            answer: REFUSAL.to_string(),
+            sources: vec![],
+            guard: Some(asked),
+        }));
+    }
+    let found = crate::rag::search(
         app.store.as_ref(),
+        cfg,
         &caller.tenant.id,
         caller.role,
         app.clock.now(),
-        &req.question,
+        &question,
         top_k as usize,
     )
     .await?;
+    let hits = found.hits;
+    let mut verdict = Verdict::default();
+    for id in &found.withheld {
+        let v = Verdict::of(vec![Violation::IndirectPromptInjectionDetected]);
+        super::guard::record(&app, &caller, "document", &id.to_string(), &v).await;
+        verdict = verdict.with(v.violations);
+    }
+    // Every retrieval is audited: who asked, which documents answered.
+    let ids: Vec<String> = hits.iter().map(|h| h.document_id.to_string()).collect();
+    super::auth::audit(
+        &app,
+        &caller.tenant.id,
+        &caller.user_id,
+        "rag.search",
+        &format!("documents:{}", ids.join(",")),
+        "allowed",
+        &crate::guard::pii::redact(&question.chars().take(200).collect::<String>()).0,
+    )
+    .await;
     let answer = if hits.is_empty() {
         "I could not find anything in the knowledge base about that.".to_string()
     } else {
@@ -134,11 +167,11 @@ pub async fn query(
         let llm_req = LlmRequest {
             tier: Tier::SlmA,
             system: format!("TASK: answer_from_context\n{}\nAnswer only from this context.\nCONTEXT:\n{context}", caller.tenant.system_prompt),
-            turns: vec![Turn { role: TurnRole::User, content: req.question.clone() }],
+            turns: vec![Turn { role: TurnRole::User, content: question.clone() }],
             max_tokens: 512,
             json: false,
         };
-        let key = format!("rag:{}:{}", caller.tenant.id, req.question);
+        let key = format!("rag:{}:{}", caller.tenant.id, question);
         let (resp, _) = app
             .engine
             .complete(&caller.tenant.id, &llm_req, &key)
@@ -152,7 +185,19 @@ pub async fn query(
             })?;
         let tokens = resp.usage.total();
         app.publish(&caller.tenant.id, "usage.metered", None, json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;
-        resp.text
+        let tools: Vec<String> = app.engine.tools.names().map(str::to_string).collect();
+        let (text, out) = crate::guard::output::filter(
+            cfg,
+            &resp.text,
+            &crate::guard::output::Secrets {
+                system_prompt: &caller.tenant.system_prompt,
+                tool_names: &tools,
+            },
+        );
+        let answered = Verdict::of(out);
+        super::guard::record(&app, &caller, "rag_answer", "answer", &answered).await;
+        verdict = verdict.with(answered.violations);
+        text
     };
     Ok(Json(RagAnswer {
         answer,
@@ -165,5 +210,6 @@ pub async fn query(
                 score: h.score,
             })
             .collect(),
+        guard: (!verdict.is_clean()).then_some(verdict),
     }))
 }

@@ -69,64 +69,18 @@ pub fn range(field: &str, v: i64, min: i64, max: i64) -> Result<(), ApiError> {
     }
 }
 
-/// The Luhn checksum of a card number's digits.
-fn luhn_valid(digits: &[u32]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| match (i % 2 == 1, d * 2) {
-            (true, x) if x > 9 => x - 9,
-            (true, x) => x,
-            (false, _) => d,
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-/// Whether a run of 13 to 19 digits (single spaces or dashes allowed between them) passes the
-/// Luhn check.
-fn has_card_number(text: &str) -> bool {
-    let mut run: Vec<u32> = Vec::new();
-    let mut last_sep = false;
-    for c in text.chars() {
-        if let Some(d) = c.to_digit(10) {
-            run.push(d);
-            last_sep = false;
-        } else if (c == ' ' || c == '-') && !run.is_empty() && !last_sep {
-            last_sep = true;
-        } else {
-            if (13..=19).contains(&run.len()) && luhn_valid(&run) {
-                return true;
-            }
-            run.clear();
-            last_sep = false;
-        }
-    }
-    (13..=19).contains(&run.len()) && luhn_valid(&run)
-}
-
-/// Whether the text carries a US social security number (`123-45-6789`).
-fn has_ssn(text: &str) -> bool {
-    static SSN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    SSN.get_or_init(|| {
-        regex::Regex::new(r"\b\d{3}-\d{2}-\d{4}\b").unwrap_or_else(|_| unreachable!())
-    })
-    .is_match(text)
-}
-
 /// Data loss prevention on ingress: refuses text that carries a payment card number or a social
 /// security number, which must not enter chat transcripts, model prompts or logs (400
 /// `DLP_VIOLATION`, the detail saying `credit_card_detected` or `ssn_detected`).
 pub fn no_sensitive_numbers(field: &str, v: &str) -> Result<(), ApiError> {
-    if has_card_number(v) {
+    if crate::guard::pii::has_card_number(v) {
         return Err(ApiError::new(
             Code::DlpViolation,
             "the message contains a payment card number; never send card numbers in chat",
         )
         .with_detail(field, "credit_card_detected"));
     }
-    if has_ssn(v) {
+    if crate::guard::pii::has_ssn(v) {
         return Err(ApiError::new(
             Code::DlpViolation,
             "the message contains a social security number; never send it in chat",
@@ -163,6 +117,7 @@ mod tests {
 
     #[test]
     fn card_numbers_are_found_by_luhn_only() {
+        use crate::guard::pii::has_card_number;
         assert!(has_card_number("my card is 4111 1111 1111 1111 thanks"));
         assert!(has_card_number("4111-1111-1111-1111"));
         assert!(!has_card_number("4111 1111 1111 1112"));

@@ -26,8 +26,18 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\+?\d[\d\s().-]{7,
 static ASKED_TOOL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:run|call|execute|invoke|use)\s+([a-z]{2,}\.[a-z_]{3,})\b").unwrap()
 });
-static ROLE_PLAY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\byou are now\s+([^.!?\n]{1,60})").unwrap());
+static ROLE_PLAY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:you are now|pretend you are|act as|play the role of|imagine you are)\s+([^.!?\n]{1,60})").unwrap()
+});
+static SAY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b(?:say|respond with|reply with|answer|print|output)\s+(?:only\s+)?(?:with\s+)?['"]([^'"]{1,60})['"]"#).unwrap()
+});
+static SPEAK_ONLY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:speak|respond|answer) only in\s+([a-z]{2,20})").unwrap()
+});
+static DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?im)^\s*(?:system|override|new (?:system message|instructions?|rules?|directive))\s*:\s*(.{3,120})$").unwrap()
+});
 
 /// The deterministic model of MOCK mode.
 #[derive(Debug, Clone)]
@@ -61,16 +71,9 @@ impl ScriptedLlm {
             .find(|t| t.role == TurnRole::User)
             .map(|t| t.content.as_str())
             .unwrap_or("");
-        let lower = last_user.to_lowercase();
         if !req.json {
-            // Naive on purpose: instructions in the input win.
-            if (lower.contains("system prompt") || lower.contains("your instructions"))
-                && !lower.contains("return")
-            {
-                return format!("Sure. My instructions are: {}", req.system);
-            }
-            if let Some(c) = ROLE_PLAY.captures(last_user) {
-                return format!("Understood, I am now {}. What do you need?", c[1].trim());
+            if let Some(obeyed) = obey(req, last_user) {
+                return obeyed;
             }
         }
         match task {
@@ -173,6 +176,46 @@ impl ScriptedLlm {
              ORD-1001), connect you with sales, or open a ticket with a human agent."
         )
     }
+}
+
+/// Naive on purpose: instructions anywhere in the input win, as they would with a real model and
+/// no guards. Asked for its instructions, configuration or keys, it repeats its system prompt
+/// (canary included); told to say something, it says it; told it is someone else, it plays them;
+/// a fake system or override line in the history is obeyed too.
+fn obey(req: &LlmRequest, last_user: &str) -> Option<String> {
+    let lower = last_user.to_lowercase();
+    let asks_secrets = [
+        "system prompt",
+        "your instructions",
+        "internal configuration",
+        "api key",
+        "training data",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if asks_secrets && !lower.contains("return") {
+        let first = req.system.lines().nth(1).unwrap_or(&req.system);
+        return Some(format!(
+            "Sure. My API key and instructions: {first} (system prompt of this configuration)"
+        ));
+    }
+    if let Some(c) = SAY.captures(last_user) {
+        return Some(c[1].trim().to_string());
+    }
+    if let Some(c) = ROLE_PLAY.captures(last_user) {
+        return Some(format!(
+            "Understood, I am now {}. What do you need?",
+            c[1].trim()
+        ));
+    }
+    if let Some(c) = SPEAK_ONLY.captures(last_user) {
+        return Some(format!("OK. From now on I answer only in {}.", c[1].trim()));
+    }
+    req.turns
+        .iter()
+        .filter(|t| t.role == TurnRole::User)
+        .find_map(|t| DIRECTIVE.captures(&t.content))
+        .map(|c| format!("Understood: {}", c[1].trim()))
 }
 
 /// Tool calls for the tools offered in the system prompt (`TOOL name: ...` lines): an order number

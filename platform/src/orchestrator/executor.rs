@@ -169,6 +169,8 @@ pub struct RunOutcome {
     /// The tier of the last model call.
     pub tier_used: Option<Tier>,
     pub failure: Option<RunFailure>,
+    /// What the guards withheld during the run (documents or tool outputs carrying instructions).
+    pub guard: Vec<crate::guard::Violation>,
 }
 
 /// The compensation reason of a manual cancel.
@@ -205,6 +207,9 @@ struct Exec<'a> {
     compensating: Option<String>,
     /// The request as checkpoints store it (built once per run).
     request: Value,
+    /// What the guards withheld from this run's tool outputs (not checkpointed: a resumed run
+    /// reports only what it saw itself).
+    guard: Vec<crate::guard::Violation>,
 }
 
 type Walk<'b> = Pin<Box<dyn Future<Output = Result<Value, RunFailure>> + Send + 'b>>;
@@ -278,6 +283,7 @@ impl Engine {
                 output: json!({}),
                 tier_used: None,
                 failure: Some(RunFailure::NotFound(req.workflow_id.clone())),
+                guard: vec![],
             };
         };
         let req = req.clone();
@@ -580,6 +586,7 @@ impl Engine {
             resuming: false,
             compensating: None,
             request: request_json(req),
+            guard: vec![],
         }
     }
 
@@ -621,6 +628,7 @@ fn interrupted(run: Run) -> RunOutcome {
         output: json!({}),
         tier_used: None,
         failure: Some(RunFailure::Interrupted),
+        guard: vec![],
     }
 }
 
@@ -1127,7 +1135,8 @@ impl<'a> Exec<'a> {
             })
             .inc();
         match result {
-            Ok((out, attempts, served)) => {
+            Ok((mut out, attempts, served)) => {
+                self.guard_tool_output(sid, name, &mut out).await;
                 let replayed = served == crate::resilience::idempotency::Served::Replayed;
                 self.publish("tool.call.succeeded", json!({"call_id": call_id, "step_id": sid, "tool": name, "attempts": attempts, "replayed": replayed, "output": out})).await;
                 s.output_summary = summary(&out);
@@ -1152,6 +1161,50 @@ impl<'a> Exec<'a> {
                 self.record(s)?;
                 Ok(Err(err))
             }
+        }
+    }
+
+    /// Indirect injection: a tool output (a retrieved document, a fetched page, a stored note)
+    /// that carries instructions must not steer the model. Retrieval already withholds such
+    /// documents (`withheld` in `kb.search`'s output); any other string of an output that
+    /// carries them is replaced. Either is reported: a violation on the run, a `guard.blocked`
+    /// event, an audit row and `guard_blocked_total`.
+    async fn guard_tool_output(&mut self, sid: &str, tool: &str, out: &mut Value) {
+        let cfg = &self.e.cfg.guard;
+        let withheld = out["withheld"].as_array().map_or(0, Vec::len);
+        let replaced = crate::guard::withhold_instructions(cfg, out);
+        let (surface, count) = match (withheld, replaced) {
+            (0, 0) => return,
+            (0, n) => ("tool_output", n),
+            (n, _) => ("document", n),
+        };
+        let v = crate::guard::Violation::IndirectPromptInjectionDetected;
+        self.guard.push(v);
+        self.e
+            .metrics
+            .guard_blocked
+            .get_or_create(&crate::telemetry::GuardLabels {
+                violation: v.as_str().into(),
+                surface: surface.into(),
+            })
+            .inc();
+        self.publish(
+            "guard.blocked",
+            json!({"surface": surface, "subject": format!("{tool}@{sid}"), "blocked": false,
+                   "violations": [v.as_str()], "withheld": count}),
+        )
+        .await;
+        let row = crate::store::model::AuditEntry {
+            tenant: self.req.tenant.id.clone(),
+            at: self.e.clock.now(),
+            actor: self.req.user_id.clone(),
+            action: "guard.blocked".into(),
+            resource: format!("{surface}:{tool}@{sid}"),
+            outcome: "denied".into(),
+            detail: v.as_str().into(),
+        };
+        if let Err(err) = self.e.store.append_audit(&row).await {
+            tracing::error!(%err, "could not write audit row");
         }
     }
 
@@ -1273,6 +1326,7 @@ impl<'a> Exec<'a> {
             output,
             tier_used: self.tier_used,
             failure,
+            guard: self.guard,
         }
     }
 

@@ -6,6 +6,7 @@
 //! already-filtered candidate set, and the Postgres backend ranks with its own full-text search.
 
 use crate::domain::{Level, Role, TenantId};
+use crate::guard::{carries_instructions, GuardConfig};
 use crate::store::model::Document;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -114,17 +115,43 @@ pub fn context(hits: &[Hit]) -> String {
         .join("\n")
 }
 
-/// Retrieves for one caller: the permission filter in the store query, then ranking and top-k.
+/// What one retrieval returns: the ranked hits, and the documents withheld because they carry
+/// instructions for the model (indirect prompt injection).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retrieved {
+    pub hits: Vec<Hit>,
+    pub withheld: Vec<Uuid>,
+}
+
+/// Retrieves for one caller: the permission filter in the store query, then the guard on each
+/// readable document (one carrying instructions never reaches ranking, the model or an answer),
+/// then ranking and top-k; snippets are PII-redacted for every role but admin.
 pub async fn search(
     store: &dyn Store,
+    guard: &GuardConfig,
     tenant: &TenantId,
     role: Role,
     now: DateTime<Utc>,
     query: &str,
     top_k: usize,
-) -> Result<Vec<Hit>, StoreError> {
+) -> Result<Retrieved, StoreError> {
     let docs = store.visible_documents(tenant, role, now).await?;
-    Ok(rank(&docs, query, top_k))
+    let (docs, withheld): (Vec<Document>, Vec<Document>) = docs
+        .into_iter()
+        .partition(|d| !carries_instructions(guard, &format!("{}\n{}", d.title, d.content)));
+    let mut hits = rank(&docs, query, top_k);
+    // Personal data in a document is for administrators; every other role reads it redacted.
+    if role != Role::Admin {
+        for h in &mut hits {
+            h.snippet = crate::guard::pii::redact(&h.snippet).0;
+        }
+    }
+    // Only a withheld document the query would have found is worth reporting.
+    let withheld = rank(&withheld, query, top_k)
+        .into_iter()
+        .map(|h| h.document_id)
+        .collect();
+    Ok(Retrieved { hits, withheld })
 }
 
 #[cfg(test)]

@@ -67,6 +67,14 @@ pub struct SagaLabels {
     pub status: String,
 }
 
+/// Why a guard acted (`prompt_injection_detected`, `pii_redacted`) and on which surface (`chat`,
+/// `rag`, `workflow`, `document`, `tool_output`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardLabels {
+    pub violation: String,
+    pub surface: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -99,6 +107,9 @@ pub struct Metrics {
     /// Sagas by final status (`saga_total`), and sagas resumed after a restart (`saga_resumed_total`).
     pub sagas: Family<SagaLabels, Counter>,
     pub sagas_resumed: Counter,
+    /// Guard actions by violation and surface (`guard_blocked_total`; redactions and withheld
+    /// documents count too, under their own violation).
+    pub guard_blocked: Family<GuardLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -148,6 +159,12 @@ impl Default for Metrics {
         let idempotency_hits = Family::<ScopeLabels, Counter>::default();
         let sagas = Family::<SagaLabels, Counter>::default();
         let sagas_resumed = Counter::default();
+        let guard_blocked = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "guard_blocked",
+            "Guard actions by violation and surface",
+            guard_blocked.clone(),
+        );
         registry.register("retry", "Extra attempts by upstream", retries.clone());
         registry.register(
             "timeout",
@@ -195,6 +212,7 @@ impl Default for Metrics {
             idempotency_hits,
             sagas,
             sagas_resumed,
+            guard_blocked,
             registry,
             http_requests,
             http_duration,

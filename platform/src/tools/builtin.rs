@@ -431,8 +431,9 @@ impl Builtin {
                     .and_then(Value::as_u64)
                     .unwrap_or(3)
                     .clamp(1, 20) as usize;
-                let hits = crate::rag::search(
+                let found = crate::rag::search(
                     st,
+                    &ctx.cfg.guard,
                     t,
                     ctx.role,
                     ctx.clock.now(),
@@ -440,14 +441,20 @@ impl Builtin {
                     top_k,
                 )
                 .await?;
+                let hits = found.hits;
                 let context = crate::rag::context(&hits);
-                Ok(json!({
+                let mut out = json!({
                     "results": hits,
                     "best": hits.first(),
                     "best_confidence": hits.first().map(|h| h.confidence).unwrap_or(0.0),
                     "context": context,
                     "citations": hits.iter().map(|h| json!({"document_id": h.document_id})).collect::<Vec<_>>(),
-                }))
+                });
+                // Documents withheld by the guard (they carry instructions); the executor reports them.
+                if !found.withheld.is_empty() {
+                    out["withheld"] = json!(found.withheld);
+                }
+                Ok(out)
             }
             Kind::OrderLookup => {
                 let id = s(a, "order_id").unwrap_or("").to_uppercase();
