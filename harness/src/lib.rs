@@ -12,6 +12,7 @@
 //! - [`oracle`]: checks run after every scenario (tenant isolation by canaries).
 //! - [`record`]: episodes, golden snapshots and replay (cassettes are the platform's `llm::cassette`).
 
+pub mod attack;
 pub mod drive;
 pub mod expect;
 pub mod fixture;

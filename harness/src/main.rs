@@ -673,6 +673,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             skip_reason: None,
             transcript: vec![],
             episode: None,
+            attacks: vec![],
         });
     }
     print!(

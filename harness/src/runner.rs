@@ -158,6 +158,9 @@ pub struct Outcome {
     /// The scenario's episode, when the run records them.
     #[serde(skip)]
     pub episode: Option<Episode>,
+    /// The results of its `attacks` steps (the catalogue report is built from them).
+    #[serde(skip)]
+    pub attacks: Vec<crate::attack::CaseResult>,
 }
 
 /// Runs `specs` with up to `cfg.jobs` at once; `done` is called as each finishes. Outcomes come back
@@ -199,9 +202,10 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
         o.skip_reason = Some(reason);
         return o;
     }
-    let (result, transcript, episode) = Scenario::run(spec, cfg).await;
+    let (result, transcript, episode, attacks) = Scenario::run(spec, cfg).await;
     o.transcript = transcript;
     o.episode = episode;
+    o.attacks = attacks;
     if let Err(f) = result {
         o.status = Status::Failed;
         o.failure = Some(f);
@@ -300,6 +304,7 @@ pub fn skipped(spec: &Spec, cfg: &RunConfig, reason: &str) -> Outcome {
         skip_reason: Some(reason.to_string()),
         transcript: vec![],
         episode: None,
+        attacks: vec![],
     }
 }
 
@@ -321,6 +326,8 @@ struct Scenario<'a> {
     attempt_log: std::sync::Mutex<Vec<Exchange>>,
     /// Requests sent with `background: true`, abandoned when the scenario ends.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Results of the `attacks` steps so far.
+    attacks: Vec<crate::attack::CaseResult>,
 }
 
 impl Drop for Scenario<'_> {
@@ -359,11 +366,17 @@ impl<'a> Scenario<'a> {
     async fn run(
         spec: &'a Spec,
         cfg: &'a RunConfig,
-    ) -> (Result<(), Failure>, Vec<Exchange>, Option<Episode>) {
+    ) -> (
+        Result<(), Failure>,
+        Vec<Exchange>,
+        Option<Episode>,
+        Vec<crate::attack::CaseResult>,
+    ) {
         let mut transcript = vec![];
         let mut episode = None;
-        let r = Self::run_into(spec, cfg, &mut transcript, &mut episode).await;
-        (r, transcript, episode)
+        let mut attacks = vec![];
+        let r = Self::run_into(spec, cfg, &mut transcript, &mut episode, &mut attacks).await;
+        (r, transcript, episode, attacks)
     }
 
     async fn run_into(
@@ -371,6 +384,7 @@ impl<'a> Scenario<'a> {
         cfg: &'a RunConfig,
         transcript: &mut Vec<Exchange>,
         episode: &mut Option<Episode>,
+        attacks: &mut Vec<crate::attack::CaseResult>,
     ) -> Result<(), Failure> {
         let fail_at = |location: String, step: &str, message: String| Failure {
             location,
@@ -414,6 +428,7 @@ impl<'a> Scenario<'a> {
             transcript: vec![],
             attempt_log: std::sync::Mutex::new(vec![]),
             background: vec![],
+            attacks: vec![],
         };
         sc.vars.insert("seed".into(), json!(cfg.seed));
         for name in &spec.fixtures {
@@ -472,6 +487,7 @@ impl<'a> Scenario<'a> {
             });
         }
         *transcript = std::mem::take(&mut sc.transcript);
+        *attacks = std::mem::take(&mut sc.attacks);
         if cfg.record_episodes {
             let run_ids: Vec<String> = transcript
                 .iter()
@@ -747,6 +763,9 @@ impl<'a> Scenario<'a> {
         if let Some(f) = &step.fault {
             return self.fault(step, f).await;
         }
+        if let Some(a) = &step.attacks {
+            return self.attacks(n, step, a).await;
+        }
         if let Some(r) = &step.replay {
             let resp = self.replay(r).await?;
             // The transcript and failure messages keep the verdict: not the two whole episodes,
@@ -836,6 +855,166 @@ impl<'a> Scenario<'a> {
         self.transcript.extend(last);
         let resp = r?;
         self.capture(step, &resp)
+    }
+
+    /// Sends every case of the step's case files (from the spec's `cases/` directory) as the
+    /// step's caller, judges each (`attack::judge`: status, guard verdict, forbidden text, the
+    /// `guard.blocked` event, no tool call) and checks that the audit log holds a `guard.blocked`
+    /// row for every blocked message. Fails with every failing case, or, with a `gate`, only
+    /// when the catalogue's gate fails.
+    async fn attacks(
+        &mut self,
+        n: usize,
+        step: &Step,
+        a: &crate::spec::AttackStep,
+    ) -> Result<(), String> {
+        use crate::attack;
+        let dir = self
+            .spec
+            .file
+            .parent()
+            .map(|d| d.join("cases"))
+            .unwrap_or_default();
+        let files = attack::load(&dir, &a.cases)?;
+        let actor = self.actor(step);
+        let creds = self.credentials(&actor).await?;
+        let slug = match &actor.tenant {
+            Some(t) => Some(self.slug(t)?),
+            None => None,
+        };
+        let feed = self.feed();
+        let mut results = vec![];
+        let mut message_ids = vec![];
+        for f in &files {
+            for c in &f.cases {
+                let mut headers = creds.clone();
+                headers.insert("content-type".into(), "application/json".into());
+                headers.insert(
+                    "x-request-id".into(),
+                    format!("{}-{}-{n}-{}", self.spec.id, self.cfg.seed, c.id),
+                );
+                let body = if let Some(r) = &c.raw_body {
+                    r.clone().into_bytes()
+                } else if let Some(r) = &c.repeat_body {
+                    format!("{}{}{}", r.prefix, r.text.repeat(r.times), r.suffix).into_bytes()
+                } else {
+                    let mut b = match &c.payload {
+                        Some(p) => json!({"message": {"content": p}}),
+                        None => json!({}),
+                    };
+                    if let Some(over) = &c.body {
+                        deep_merge(&mut b, self.interp(over)?);
+                    }
+                    b.to_string().into_bytes()
+                };
+                let path = c.path.clone().unwrap_or("/api/v1/chat/message".into());
+                let req = Request {
+                    method: Method::POST,
+                    url: format!("{}{path}", self.target.base_url),
+                    headers,
+                    body: Some(body),
+                    sse: false,
+                };
+                let cursor = feed.head().await?;
+                let resp = drive::send(&self.http, &req).await?;
+                let (seen, _) = feed.since(cursor).await?;
+                let observed = attack::Observed {
+                    events: seen
+                        .iter()
+                        .filter(|e| slug.as_ref().is_none_or(|s| e["tenant_id"] == *s))
+                        .filter_map(|e| e["event_type"].as_str().map(str::to_string))
+                        .collect(),
+                };
+                self.record(n, &req, &[Ok(resp.clone())]);
+                let mut ex = std::mem::take(
+                    &mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                for e in &mut ex {
+                    e.request = format!("ATTACK {} {}", c.id, e.request);
+                }
+                self.transcript.extend(ex);
+                let r = attack::judge(
+                    f,
+                    c,
+                    resp.status,
+                    &resp.json,
+                    &observed,
+                    resp.latency.as_millis() as u64,
+                );
+                if r.blocked && resp.status == 200 {
+                    if let Some(id) = resp.json["response"]["message_id"].as_str() {
+                        message_ids.push((c.id.clone(), id.to_string()));
+                    }
+                }
+                results.push(r);
+            }
+        }
+        if let Some(auditor) = &a.auditor {
+            let creds = self.credentials(auditor).await?;
+            let resp = drive::send(
+                &self.http,
+                &Request {
+                    method: Method::GET,
+                    url: format!("{}/api/v1/audit", self.target.base_url),
+                    headers: creds,
+                    body: None,
+                    sse: false,
+                },
+            )
+            .await?;
+            if resp.status != 200 {
+                return Err(format!(
+                    "GET /api/v1/audit as the auditor: {} {}",
+                    resp.status,
+                    expect::matcher::short(&resp.json)
+                ));
+            }
+            let rows = resp.json["entries"].as_array().cloned().unwrap_or_default();
+            for (case, id) in &message_ids {
+                let found = rows.iter().any(|r| {
+                    r["action"] == "guard.blocked"
+                        && r["resource"]
+                            .as_str()
+                            .is_some_and(|res| res.ends_with(id.as_str()))
+                });
+                if !found {
+                    if let Some(r) = results.iter_mut().find(|r| &r.id == case) {
+                        r.passed = false;
+                        r.problems
+                            .push(format!("no guard.blocked audit row names message {id}"));
+                    }
+                }
+            }
+        }
+        let outcome = match &a.gate {
+            Some(g) => {
+                let c = attack::catalogue(&results, *g);
+                if c.gate.passed {
+                    Ok(())
+                } else {
+                    Err(attack::render(&c))
+                }
+            }
+            None => {
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter(|r| !r.passed)
+                    .map(|r| format!("{} ({}): {}", r.id, r.adv, r.problems.join("; ")))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {} cases failed:\n{}",
+                        failed.len(),
+                        results.len(),
+                        failed.join("\n")
+                    ))
+                }
+            }
+        };
+        self.attacks.extend(results);
+        outcome
     }
 
     /// The first event of the step's tenant published in this scenario with `subject` and

@@ -23,8 +23,11 @@ fn run(seed: u64) -> Vec<Outcome> {
 
 /// The transcript with each parallel step's copies sorted, copy numbers dropped.
 fn canonical(t: &[Exchange]) -> Vec<String> {
-    let uuid =
-        regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    // UUIDs, and the ids tools derive from a run's idempotency keys (`TCK-`, `PAY-`, `LEAD-`...).
+    let uuid = regex::Regex::new(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[A-Z]{2,5}-[0-9a-f]{12}\b",
+    )
+    .unwrap();
     let mut out = vec![];
     let mut i = 0;
     while i < t.len() {

@@ -31,9 +31,28 @@ impl Summary {
     }
 }
 
+/// The adversarial catalogue of the run (block rate per category, false positives, the gate),
+/// when it sent any attack cases; failing cases are listed with why.
+pub fn catalogue(
+    outcomes: &[Outcome],
+) -> Option<(crate::attack::Catalogue, Vec<crate::attack::CaseResult>)> {
+    let results: Vec<_> = outcomes.iter().flat_map(|o| o.attacks.clone()).collect();
+    if results.is_empty() {
+        return None;
+    }
+    let c = crate::attack::catalogue(&results, crate::attack::Gate::default());
+    let failed = results.into_iter().filter(|r| !r.passed).collect();
+    Some((c, failed))
+}
+
 /// The `report.json` document.
 pub fn json_report(outcomes: &[Outcome]) -> serde_json::Value {
-    json!({"summary": Summary::of(outcomes), "scenarios": outcomes})
+    let mut doc = json!({"summary": Summary::of(outcomes), "scenarios": outcomes});
+    if let Some((c, failed)) = catalogue(outcomes) {
+        doc["catalogue"] = json!(c);
+        doc["catalogue"]["failed_cases"] = json!(failed);
+    }
+    doc
 }
 
 /// The JUnit XML document: one test suite per spec suite, one test case per spec.
@@ -139,6 +158,10 @@ pub fn terminal(outcomes: &[Outcome], wall_ms: u128) -> String {
         s.skipped,
         wall_ms as f64 / 1000.0
     ));
+    if let Some((c, _)) = catalogue(outcomes) {
+        out.push_str("\nadversarial catalogue\n");
+        out.push_str(&crate::attack::render(&c));
+    }
     for o in outcomes.iter().filter(|o| o.status == Status::Skipped) {
         out.push_str(&format!(
             "skipped {}: {}\n",
@@ -171,6 +194,7 @@ mod tests {
                 reproduce: "cargo run -p harness -- run --only X --seed 42".into(),
             }),
             skip_reason: (status == Status::Skipped).then(|| "pending: ws".into()),
+            attacks: vec![],
             transcript: vec![],
             episode: None,
         }

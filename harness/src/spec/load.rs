@@ -69,7 +69,8 @@ fn collect(dir: &FsPath, out: &mut Vec<PathBuf>) {
     };
     for e in rd.flatten() {
         let p = e.path();
-        if p.is_dir() {
+        // `cases/` holds data the specs read (the adversarial catalogue), not specs.
+        if p.is_dir() && p.file_name().is_some_and(|n| n != "cases") {
             collect(&p, out);
         } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             out.push(p);
@@ -240,7 +241,7 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
@@ -407,6 +408,7 @@ impl Step {
             (self.replay.is_some(), "replay"),
             (self.restart.is_some(), "restart"),
             (self.wait_for_event.is_some(), "wait_for_event"),
+            (self.attacks.is_some(), "attacks"),
         ] {
             if set {
                 a.push(name);

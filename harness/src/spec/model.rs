@@ -170,6 +170,8 @@ pub struct Step {
     /// published in this scenario; the step's response is `{event}`. For state a background
     /// request reaches.
     pub wait_for_event: Option<EventWait>,
+    /// Send every case of these case files (the adversarial catalogue) and judge each.
+    pub attacks: Option<AttackStep>,
     /// Send the request and go on without waiting for its answer (which is not checked); it is
     /// abandoned when the scenario ends. For a request a later step interrupts.
     #[serde(default)]
@@ -191,6 +193,17 @@ pub struct Step {
     /// Variables to take from the response for later steps: `name: json.path`.
     #[serde(default)]
     pub capture: BTreeMap<String, String>,
+}
+
+/// An `attacks` step: case files of the spec's `cases/` directory (`"*"`: all of them), the
+/// admin whose audit log must show each blocked message, and optionally the merge gate instead of
+/// requiring every case to pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackStep {
+    pub cases: Vec<String>,
+    pub auditor: Option<Actor>,
+    pub gate: Option<crate::attack::Gate>,
 }
 
 /// A workflow execution request.

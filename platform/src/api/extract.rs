@@ -8,6 +8,7 @@ use crate::domain::Role;
 use crate::store::model::Tenant;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use futures::StreamExt;
 use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -93,6 +94,23 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
+/// Reads and discards what is left of a refused body (up to 16 MiB, for at most 2 s) before the
+/// 413 is sent, as a lingering close does: a server that answers and closes with unread data
+/// resets the connection, and the client may never see the 413.
+async fn drain(mut body: axum::body::BodyDataStream) {
+    const CAP: usize = 16 * 1024 * 1024;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > CAP {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Parses bytes as JSON with duplicate-key and depth checks.
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -111,7 +129,7 @@ pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, ApiError> {
     v.map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with(DEPTH_MARK) {
-            ApiError::new(Code::ValidationError, format!("JSON {msg}"))
+            ApiError::new(Code::ValidationError, format!("JSON too deep: {msg}"))
         } else {
             ApiError::new(Code::MalformedJson, format!("malformed JSON: {msg}"))
         }
@@ -165,7 +183,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
         let too_large = || {
             ApiError::new(
                 Code::PayloadTooLarge,
-                format!("the request body exceeds {} bytes", limits.max_body_bytes),
+                format!(
+                    "the request body is too large: it exceeds {} bytes",
+                    limits.max_body_bytes
+                ),
             )
         };
         let declared = req
@@ -173,12 +194,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        let mut body = req.into_body().into_data_stream();
         if declared.is_some_and(|n| n > limits.max_body_bytes) {
+            drain(body).await;
             return Err(too_large());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
-            .await
-            .map_err(|_| too_large())?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    Code::MalformedJson,
+                    format!("the request body could not be read: {e}"),
+                )
+            })?;
+            if bytes.len() + chunk.len() > limits.max_body_bytes {
+                drain(body).await;
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let v = parse_strict(&bytes, limits.max_json_depth)?;
         Ok(StrictJson(typed(v.clone())?, v))
     }
