@@ -40,6 +40,20 @@ pub async fn execute(
         "workflow execution",
     )
     .await?;
+    // Parameters reach tools and prompts: a content attack in any string among them refuses the
+    // execution (400 naming the parameter; audited, evented, counted) before a run starts.
+    if let Some(params) = &req.parameters {
+        if let Some((field, verdict)) =
+            attacked_parameter(&app.cfg.guard, "parameters", &Value::Object(params.clone()))
+        {
+            super::guard::record(&app, &caller, "workflow", &req.workflow_id, &verdict).await;
+            let names: Vec<&str> = verdict.violations.iter().map(|v| v.as_str()).collect();
+            return Err(ApiError::field(
+                &field,
+                format!("refused by the guard: {}", names.join(", ")),
+            ));
+        }
+    }
     let work = || async {
         let mut rr = run_request(
             &caller,
@@ -203,4 +217,26 @@ pub fn run_json(r: &crate::store::model::Run) -> Value {
         "tokens": r.tokens, "cost_usd": r.cost_usd,
         "steps": r.steps, "compensation": r.compensation, "events": r.events, "errors": r.errors, "failure": r.failure, "output": r.output,
     })
+}
+
+/// The first string parameter (by path) that the input guard blocks, with its verdict.
+fn attacked_parameter(
+    cfg: &crate::guard::GuardConfig,
+    path: &str,
+    v: &Value,
+) -> Option<(String, crate::guard::Verdict)> {
+    match v {
+        Value::String(s) => {
+            let verdict = crate::guard::Verdict::of(crate::guard::inspect_text(cfg, s).1);
+            verdict.blocked.then(|| (path.to_string(), verdict))
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| attacked_parameter(cfg, &format!("{path}[{i}]"), x)),
+        Value::Object(m) => m
+            .iter()
+            .find_map(|(k, x)| attacked_parameter(cfg, &format!("{path}.{k}"), x)),
+        _ => None,
+    }
 }
