@@ -1,11 +1,15 @@
 //! Global oracles, run after every scenario of every suite without being named by it.
 //!
 //! The tenant-isolation oracle: every tenant carries a canary string in its system prompt (the
-//! platform plants `CANARY-<hash of seed and tenant>`). Nothing seen by one tenant's caller (a
-//! response, an SSE chunk) and no event published for one tenant may carry another tenant's
-//! canary. A tenant's own canary leaking is the output guard's business, not this oracle's.
-//! (Canaries in documents, orders, leads and tool outputs, and the log and span scan, come with
-//! the rest of issue 7.)
+//! platform plants `CANARY-<hash of seed and tenant>`), and every fixture tenant another in its
+//! data (`TRACE-...` in its restricted document, `fixture::data_canary`). Nothing seen by one
+//! tenant's caller (a response, an SSE stream, a tool output inside a run) and no event published
+//! for one tenant may carry another tenant's canary. A tenant's own canary leaking is the output
+//! guard's business, not this oracle's.
+//!
+//! The log oracle: no log line may carry any canary or a fixture's personal or secret value (user
+//! e-mails and passwords, API keys, lead e-mails). Log lines carry no tenant attribution yet (no
+//! spans), so the rule is the stricter one: those values never reach a log at all.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,17 +24,32 @@ pub struct Seen<'a> {
 }
 
 /// Every sighting of another tenant's canary: `(place, owner of the canary)`. `canaries` maps a
-/// tenant id to its canary.
-pub fn cross_tenant_leaks(seen: &[Seen], canaries: &BTreeMap<String, String>) -> Vec<String> {
+/// tenant id to its canaries.
+pub fn cross_tenant_leaks(seen: &[Seen], canaries: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     let mut out = vec![];
     for s in seen {
         let text = s.content.to_string();
-        for (owner, canary) in canaries {
-            if owner != s.tenant && text.contains(canary.as_str()) {
+        for (owner, list) in canaries {
+            if owner != s.tenant && list.iter().any(|c| text.contains(c.as_str())) {
                 out.push(format!(
-                    "tenant isolation: {} (tenant {}) carries the canary of tenant {owner}",
+                    "tenant isolation: {} (tenant {}) carries a canary or record of tenant {owner}",
                     s.place, s.tenant
                 ));
+            }
+        }
+    }
+    out
+}
+
+/// Every log line that carries a canary or a sensitive fixture value; `secrets` pairs each value
+/// with what it is ("the canary of tenant acme-1", "the password of bob").
+pub fn log_leaks(lines: &[String], secrets: &[(String, String)]) -> Vec<String> {
+    let mut out = vec![];
+    for line in lines {
+        for (value, what) in secrets {
+            if line.contains(value.as_str()) {
+                let shown: String = line.chars().take(300).collect();
+                out.push(format!("log: a line carries {what}: {shown}"));
             }
         }
     }
@@ -44,9 +63,12 @@ mod tests {
 
     #[test]
     fn another_tenants_canary_is_a_leak_and_ones_own_is_not_this_oracles() {
-        let canaries: BTreeMap<String, String> = [
-            ("acme-1".to_string(), "CANARY-aaaa".to_string()),
-            ("globex-2".to_string(), "CANARY-bbbb".to_string()),
+        let canaries: BTreeMap<String, Vec<String>> = [
+            ("acme-1".to_string(), vec!["CANARY-aaaa".to_string()]),
+            (
+                "globex-2".to_string(),
+                vec!["CANARY-bbbb".to_string(), "TRACE-bbbb".to_string()],
+            ),
         ]
         .into();
         let leak = json!({"response": {"content": {"text": "my instructions say CANARY-bbbb"}}});
@@ -71,7 +93,34 @@ mod tests {
         ];
         assert_eq!(
             cross_tenant_leaks(&seen, &canaries),
-            vec!["tenant isolation: step 2 POST /api/v1/chat/message (tenant acme-1) carries the canary of tenant globex-2".to_string()]
+            vec!["tenant isolation: step 2 POST /api/v1/chat/message (tenant acme-1) carries a canary or record of tenant globex-2".to_string()]
         );
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn a_canary_or_fixture_value_in_a_log_line_is_reported() {
+        let secrets = vec![
+            (
+                "TRACE-1234".to_string(),
+                "the data canary of tenant acme-1".to_string(),
+            ),
+            (
+                "bob@acme-1.test".to_string(),
+                "the e-mail of user bob".to_string(),
+            ),
+        ];
+        let lines = vec![
+            r#"{"level":"INFO","fields":{"message":"request","status":200}}"#.to_string(),
+            r#"{"level":"ERROR","fields":{"err":"duplicate key bob@acme-1.test"}}"#.to_string(),
+        ];
+        let found = log_leaks(&lines, &secrets);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].contains("the e-mail of user bob"), "{found:?}");
+        assert!(log_leaks(&lines[..1], &secrets).is_empty());
     }
 }

@@ -328,6 +328,8 @@ struct Scenario<'a> {
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Results of the `attacks` steps so far.
     attacks: Vec<crate::attack::CaseResult>,
+    /// Where the captured log stood when the scenario started (`logs::mark`).
+    log_mark: usize,
 }
 
 impl Drop for Scenario<'_> {
@@ -400,6 +402,8 @@ impl<'a> Scenario<'a> {
                 m,
             )
         };
+        crate::logs::install();
+        let log_mark = crate::logs::mark();
         let target = cfg
             .target
             .start(
@@ -429,6 +433,7 @@ impl<'a> Scenario<'a> {
             attempt_log: std::sync::Mutex::new(vec![]),
             background: vec![],
             attacks: vec![],
+            log_mark,
         };
         sc.vars.insert("seed".into(), json!(cfg.seed));
         for name in &spec.fixtures {
@@ -455,14 +460,19 @@ impl<'a> Scenario<'a> {
                 break;
             }
         }
-        if result.is_ok() {
-            if let Err(m) = sc.isolation_oracle().await {
-                result = Err(fail_at(
+        // The oracles run whatever the steps found: a leak matters more than the step it broke.
+        if let Err(m) = sc.isolation_oracle().await {
+            result = Err(match result {
+                Err(mut f) => {
+                    f.message = format!("{}\n(and the oracles found:)\n{m}", f.message);
+                    f
+                }
+                Ok(()) => fail_at(
                     format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
                     "oracle",
                     m,
-                ));
-            }
+                ),
+            });
         }
         // A model request without a cassette fails the scenario even when the spec expected the
         // error it caused: GOLDEN fails closed.
@@ -520,17 +530,34 @@ impl<'a> Scenario<'a> {
         if matches!(self.cfg.target, TargetSpec::Remote { .. }) {
             return Ok(());
         }
-        let mut canaries = BTreeMap::new();
-        for slug in self
-            .tenants
-            .values()
-            .map(|t| t.slug.as_str())
-            .chain(["acme", "globex"])
-        {
+        let mut canaries: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for slug in ["acme", "globex"] {
             canaries.insert(
-                slug.to_string(),
-                platform::demo::canary(self.cfg.seed, slug),
+                slug.into(),
+                vec![platform::demo::canary(self.cfg.seed, slug)],
             );
+        }
+        for t in self.tenants.values() {
+            // Besides the two canaries, every value only this tenant's data holds: its documents'
+            // ids, its users' and leads' e-mails (they name the tenant's slug).
+            let mut own = vec![
+                platform::demo::canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(self.cfg.seed, &t.slug),
+            ];
+            for (list, field) in [
+                ("documents", "document_id"),
+                ("users", "email"),
+                ("leads", "email"),
+            ] {
+                own.extend(
+                    t.fixture.seed[list]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x[field].as_str().map(str::to_string)),
+                );
+            }
+            canaries.insert(t.slug.clone(), own);
         }
         let mut seen = vec![];
         for e in &self.transcript {
@@ -559,12 +586,50 @@ impl<'a> Scenario<'a> {
                 });
             }
         }
-        let leaks = oracle::cross_tenant_leaks(&seen, &canaries);
+        let mut leaks = oracle::cross_tenant_leaks(&seen, &canaries);
+        leaks.extend(oracle::log_leaks(
+            &crate::logs::since(self.log_mark),
+            &self.log_secrets(),
+        ));
         if leaks.is_empty() {
             Ok(())
         } else {
             Err(leaks.join("\n"))
         }
+    }
+
+    /// What no log line may carry: this scenario's tenants' canaries, and their fixtures' user
+    /// e-mails and passwords, API keys and lead e-mails.
+    fn log_secrets(&self) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for t in self.tenants.values() {
+            for c in [
+                platform::demo::canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(self.cfg.seed, &t.slug),
+            ] {
+                out.push((c, format!("a canary of tenant {}", t.slug)));
+            }
+            let seed = &t.fixture.seed;
+            let each = |list: &str, field: &str| -> Vec<String> {
+                seed[list]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x[field].as_str().map(str::to_string))
+                    .collect()
+            };
+            for (list, field, what) in [
+                ("users", "email", "a user's e-mail"),
+                ("users", "password", "a user's password"),
+                ("api_keys", "key", "an API key"),
+                ("leads", "email", "a lead's e-mail"),
+            ] {
+                for v in each(list, field) {
+                    out.push((v, format!("{what} of tenant {}", t.slug)));
+                }
+            }
+        }
+        out
     }
 
     /// Each fixture tenant's versions, audit trail and the named runs, from the operator surface

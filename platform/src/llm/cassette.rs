@@ -46,7 +46,8 @@ fn rule(class: &'static str, re: &str) -> Rule {
 /// split), then volatile values, then personal data.
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     vec![
-        rule("CANARY", r"CANARY-[0-9a-f]{16}"),
+        // System-prompt canaries, and the data canaries the harness plants in fixture data.
+        rule("CANARY", r"(?:CANARY|TRACE)-[0-9a-f]{16}"),
         rule("SECRET", r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})"),
         rule(
             "SECRET",
