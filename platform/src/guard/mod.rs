@@ -28,7 +28,7 @@ assistant, and I'm here to help with your orders, products, returns and account.
 
 /// Which checks run. All are on by default; a test deployment turns one off to show what it stops
 /// (the naive model then obeys), never a production one.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(default, deny_unknown_fields)]
 pub struct GuardConfig {
     /// Instruction injection, override and role-play.
@@ -246,11 +246,34 @@ fn metadata_injected(cfg: &GuardConfig, meta: &Map<String, Value>) -> bool {
 }
 
 /// Whether a document or tool output carries instructions for the model (indirect injection):
-/// it is then withheld from the model and from answers.
+/// it is then withheld from the model and from answers. The answer is a pure function of the
+/// configuration and the text, and the same documents come back on every retrieval, so answers
+/// are memoized (a bounded map, emptied when full): a repeated text costs one hash.
 pub fn carries_instructions(cfg: &GuardConfig, text: &str) -> bool {
+    use std::collections::HashMap;
+    use std::hash::{Hash, Hasher};
+    use std::sync::{LazyLock, Mutex};
+    static MEMO: LazyLock<Mutex<HashMap<u64, bool>>> = LazyLock::new(Default::default);
+    const MEMO_CAP: usize = 8192;
     if !cfg.indirect {
         return false;
     }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (cfg, text).hash(&mut h);
+    let key = h.finish();
+    if let Some(v) = MEMO.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return *v;
+    }
+    let v = scan_for_instructions(cfg, text);
+    let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.len() >= MEMO_CAP {
+        memo.clear();
+    }
+    memo.insert(key, v);
+    v
+}
+
+fn scan_for_instructions(cfg: &GuardConfig, text: &str) -> bool {
     let cleaned = normalize::clean(text);
     input::scan(cfg, &cleaned.text).iter().any(|v| {
         matches!(
