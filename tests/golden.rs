@@ -119,6 +119,10 @@ fn recordings_hold_no_secret_and_no_fixture_personal_value() {
         if let Some(spec) = json.get_mut("spec") {
             spec["source"] = Value::Null;
         }
+        // A cassette's key is a hex hash, which can be all digits and look like a card number.
+        if let Some(key) = json.get_mut("key") {
+            *key = Value::Null;
+        }
         let scanned = json.to_string();
         for (what, re) in &shapes {
             if let Some(m) = re.find(&scanned) {
