@@ -982,13 +982,24 @@ impl<'a> Scenario<'a> {
                 };
                 let cursor = feed.head().await?;
                 let resp = drive::send(&self.http, &req).await?;
-                let (seen, _) = feed.since(cursor).await?;
-                let observed = attack::Observed {
-                    events: seen
+                // The event window is fed asynchronously: a refused message's `guard.blocked`
+                // event is waited for (up to the events timeout), like any expected event.
+                let refused = resp.status == 200 && resp.json["guard"]["blocked"] == true;
+                let deadline = Instant::now() + self.cfg.events_timeout;
+                let observed = loop {
+                    let (seen, _) = feed.since(cursor).await?;
+                    let events: Vec<String> = seen
                         .iter()
                         .filter(|e| slug.as_ref().is_none_or(|s| e["tenant_id"] == *s))
                         .filter_map(|e| e["event_type"].as_str().map(str::to_string))
-                        .collect(),
+                        .collect();
+                    if !refused
+                        || events.iter().any(|e| e == "guard.blocked")
+                        || Instant::now() >= deadline
+                    {
+                        break attack::Observed { events };
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 };
                 self.record(n, &req, &[Ok(resp.clone())]);
                 let mut ex = std::mem::take(
