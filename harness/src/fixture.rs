@@ -42,6 +42,7 @@ pub const FIXTURES: &[(&str, &str)] = &[
     ("globex", "tenant `globex` (free): gus user, gail admin; anvils; ORD-2001; documents at every level"),
     ("quota-3", "tenant `tiny` (free) whose contract allows 3 requests a month: tom user, tess admin"),
     ("rate-3", "tenant `limited` (free) whose contract allows 3 requests per 10 s window, one at a time: lena user, lars admin"),
+    ("locked", "tenant `locked` (pro) that may use only kb.search and order.lookup (a tool allow-list): lou user, lana admin; SKU-WIDGET; ORD-3001"),
 ];
 
 /// A deterministic generator for `(seed, what)`.
@@ -64,6 +65,7 @@ pub fn build(
         "globex" => vec![globex(seed, &slug_of("globex"))],
         "quota-3" => vec![quota3(seed, &slug_of("tiny"))],
         "rate-3" => vec![rate3(seed, &slug_of("limited"))],
+        "locked" => vec![locked(seed, &slug_of("locked"))],
         _ => return None,
     })
 }
@@ -322,6 +324,25 @@ fn rate3(seed: u64, slug: &str) -> FixtureTenant {
     b.user("lars", "admin");
     let limits = json!({"requests_per_window": 3, "window_secs": 10, "monthly_requests": 100_000, "monthly_tokens": 10_000_000, "max_concurrent_requests": 1});
     b.finish("Limited Co", "free", limits, json!([]), json!([]), vec![])
+}
+
+fn locked(seed: u64, slug: &str) -> FixtureTenant {
+    let mut b = Builder::new("locked", slug, seed);
+    b.user("lou", "user");
+    b.user("lana", "admin");
+    let products =
+        json!([{"sku": "SKU-WIDGET", "name": "Widget", "price_cents": 2_999, "stock": 10}]);
+    let orders = json!([order(
+        "ORD-3001",
+        "lou",
+        "shipped",
+        ("SKU-WIDGET", 1, 2_999),
+        "captured",
+        Some("TRK-LOCK-3001")
+    )]);
+    let mut t = b.finish("Locked Ltd", "pro", Value::Null, products, orders, vec![]);
+    t.seed["allowed_tools"] = json!(["kb.search", "order.lookup"]);
+    t
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct Config {
     pub limits: Limits,
     /// Which guard checks run (all by default); see `guard::GuardConfig`.
     pub guard: crate::guard::GuardConfig,
+    /// The `http.fetch` tool: its resolver (a fixed table instead of DNS) and read limits.
+    pub http_fetch: crate::tools::fetch::FetchConfig,
     /// Rate limit and quotas per plan.
     pub plans: BTreeMap<Plan, PlanLimits>,
     /// Share (0..=1) of a tenant's routing decisions that use the canary router policy.
@@ -276,6 +278,7 @@ impl Default for Config {
             workflows_dir: None,
             limits: Limits::default(),
             guard: crate::guard::GuardConfig::default(),
+            http_fetch: Default::default(),
             plans,
             canary_share: BTreeMap::new(),
             manual_review_above_cents: 100_000,

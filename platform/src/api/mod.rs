@@ -177,6 +177,13 @@ pub fn run_error(o: &RunOutcome) -> ApiError {
             tool_error: Some(e @ ToolError::NotAllowed(_)),
             ..
         }) => ApiError::new(Code::ToolNotAllowed, e.to_string()).with_detail("run_id", run_id),
+        // A URL the fetch tool's SSRF guard refused: the caller's input, so a 400 naming the run.
+        Some(RunFailure::Step {
+            tool_error: Some(e @ ToolError::Rejected { code, .. }),
+            ..
+        }) if code == "ssrf_blocked" => {
+            ApiError::new(Code::ValidationError, e.to_string()).with_detail("run_id", run_id)
+        }
         // A tool that did not answer in time: the gateway's own timeout answer, the run named.
         Some(RunFailure::Step {
             step_id,

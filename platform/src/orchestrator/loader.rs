@@ -31,7 +31,7 @@ fn err(file: &str, node: Option<&str>, message: impl Into<String>) -> LoadError 
 }
 
 /// The shipped workflows, compiled in.
-const SHIPPED: [(&str, &str); 9] = [
+const SHIPPED: [(&str, &str); 10] = [
     (
         "customer_support.yaml",
         include_str!("../../workflows/customer_support.yaml"),
@@ -62,6 +62,10 @@ const SHIPPED: [(&str, &str); 9] = [
         include_str!("../../workflows/escalation.yaml"),
     ),
     ("general.yaml", include_str!("../../workflows/general.yaml")),
+    (
+        "fetch_page.yaml",
+        include_str!("../../workflows/fetch_page.yaml"),
+    ),
 ];
 
 const SHIPPED_OVERLAYS: [(&str, &str); 1] = [(

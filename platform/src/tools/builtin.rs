@@ -31,6 +31,7 @@ enum Kind {
     NotifyAgents,
     TicketDraft,
     TicketCreate,
+    HttpFetch,
 }
 
 /// A built-in tool: its manifest and which adapter runs it.
@@ -277,6 +278,14 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
                 p("priority", String, false),
             ],
             true,
+            None,
+        ),
+        tool(
+            Kind::HttpFetch,
+            "http.fetch",
+            "Reads a public web page (http or https; internal addresses are refused)",
+            vec![p("url", String, true)],
+            false,
             None,
         ),
     ]
@@ -703,6 +712,9 @@ impl Builtin {
                 Ok(
                     json!({"subject": format!("Customer escalation: {subject}"), "description": msg, "priority": priority}),
                 )
+            }
+            Kind::HttpFetch => {
+                super::fetch::fetch(&ctx.cfg.http_fetch, s(a, "url").unwrap_or("")).await
             }
             Kind::TicketCreate => {
                 let priority = s(a, "priority").unwrap_or("normal");

@@ -6,6 +6,7 @@
 //! and retries.
 
 pub mod builtin;
+pub mod fetch;
 
 use crate::clock::{Clock, Ids};
 use crate::config::Config;
