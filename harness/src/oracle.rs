@@ -2,7 +2,7 @@
 //!
 //! The tenant-isolation oracle: every tenant carries a canary string in its system prompt (the
 //! platform plants `CANARY-<hash of seed and tenant>`), and every fixture tenant another in its
-//! data (`TRACE-...` in its restricted document, `fixture::data_canary`). Nothing seen by one
+//! data (`TRACE-...` in its restricted document and in every order's shipping address, `fixture::data_canary`). Nothing seen by one
 //! tenant's caller (a response, an SSE stream, a tool output inside a run) and no event published
 //! for one tenant may carry another tenant's canary. A tenant's own canary leaking is the output
 //! guard's business, not this oracle's.

@@ -195,6 +195,15 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
             skip = Some("its `platform:` configuration needs an in-process target".into());
         } else if spec.steps.iter().any(|s| s.restart.is_some()) {
             skip = Some("its `restart` step needs an in-process target".into());
+        } else if spec
+            .steps
+            .iter()
+            .filter_map(|s| s.actor.as_ref())
+            .chain(spec.actor.as_ref())
+            .any(|a| a.role.is_some())
+        {
+            skip =
+                Some("its `as: {role}` tokens are signed with an in-process platform's key".into());
         }
     }
     if let Some(reason) = skip {
@@ -542,7 +551,7 @@ impl<'a> Scenario<'a> {
             // ids, its users' and leads' e-mails (they name the tenant's slug).
             let mut own = vec![
                 platform::demo::canary(self.cfg.seed, &t.slug),
-                fixture::data_canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(&t.slug),
             ];
             for (list, field) in [
                 ("documents", "document_id"),
@@ -605,7 +614,7 @@ impl<'a> Scenario<'a> {
         for t in self.tenants.values() {
             for c in [
                 platform::demo::canary(self.cfg.seed, &t.slug),
-                fixture::data_canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(&t.slug),
             ] {
                 out.push((c, format!("a canary of tenant {}", t.slug)));
             }
@@ -732,6 +741,11 @@ impl<'a> Scenario<'a> {
                 .get(label)
                 .ok_or_else(|| format!("no API key `{label}`"))?;
             h.insert("x-api-key".into(), key.clone());
+        } else if let (Some(user), Some(role)) = (&a.user, &a.role) {
+            let token = self.target.mint_token(&t.slug, user, role).ok_or(
+                "`as: {role}` needs an in-process target (it signs with the platform's key)",
+            )?;
+            h.insert("authorization".into(), format!("Bearer {token}"));
         } else if let Some(user) = &a.user {
             let token = self.login(alias, t, user).await?;
             h.insert("authorization".into(), format!("Bearer {token}"));

@@ -107,6 +107,10 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
         .expect("valid")
 });
+/// Ids tools derive from a call's idempotency key (`TCK-`, `PAY-`, `LEAD-` + 12 hex): the key
+/// holds the run id, so they are as volatile as the run's UUID and masked with it.
+static DERIVED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z]{2,5}-[0-9a-f]{12}\b").expect("valid"));
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
         .expect("valid")
@@ -150,6 +154,7 @@ pub fn canonical(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
         Value::String(s) => {
             let s = UUID.replace_all(s, "[UUID]");
+            let s = DERIVED.replace_all(&s, "[ID]");
             Value::String(TIMESTAMP.replace_all(&s, "[TIMESTAMP]").into_owned())
         }
         other => other.clone(),
@@ -436,11 +441,11 @@ fn ordered(t: &[Exchange]) -> Vec<Exchange> {
         i += group.len();
         if group.iter().any(|e| e.copy > 0) {
             group.sort_by_key(|e| {
-                UUID.replace_all(
-                    &serde_json::to_string(&(&e.body, e.status, &e.response)).unwrap_or_default(),
-                    "",
-                )
-                .into_owned()
+                let text =
+                    serde_json::to_string(&(&e.body, e.status, &e.response)).unwrap_or_default();
+                DERIVED
+                    .replace_all(&UUID.replace_all(&text, ""), "")
+                    .into_owned()
             });
             for (n, e) in group.iter_mut().enumerate() {
                 e.copy = n + 1;

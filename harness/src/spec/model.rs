@@ -133,6 +133,10 @@ pub struct Actor {
     pub api_key: Option<String>,
     /// A raw bearer token (after interpolation), for expired or forged tokens.
     pub token: Option<String>,
+    /// With `tenant` and `user`: a token signed with the in-process platform's key for that user
+    /// with this role instead of the user's own (any string: `invalid_role` gets a 400). In-process
+    /// targets only.
+    pub role: Option<String>,
     /// Send no credential at all.
     #[serde(default)]
     pub anonymous: bool,

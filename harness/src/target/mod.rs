@@ -111,6 +111,15 @@ struct Instance {
 }
 
 impl Target {
+    /// A token the in-process platform will verify, for `user` of `tenant` with any `role` (also
+    /// one the platform does not know: the point of asking for one). `None` for a remote target,
+    /// whose signing key the harness does not hold.
+    pub fn mint_token(&self, tenant: &str, user: &str, role: &str) -> Option<String> {
+        use platform::clock::Clock;
+        let i = self.instance.as_ref()?;
+        platform::api::auth::issue_token(&i.cfg, tenant, user, role, 3600, i.clock.now()).ok()
+    }
+
     /// Kills the in-process platform as a crash would (runs in flight stop where they stand,
     /// their checkpoints stay), lets its saga leases lapse on the frozen clock, and starts a new
     /// instance on the same backends, which resumes the abandoned runs. The new instance listens

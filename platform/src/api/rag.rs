@@ -149,17 +149,15 @@ pub async fn query(
         verdict = verdict.with(v.violations);
     }
     // Every retrieval is audited: who asked, which documents answered.
-    let ids: Vec<String> = hits.iter().map(|h| h.document_id.to_string()).collect();
-    super::auth::audit(
-        &app,
+    crate::rag::audit(
+        app.store.as_ref(),
         &caller.tenant.id,
         &caller.user_id,
-        "rag.search",
-        &format!("documents:{}", ids.join(",")),
-        "allowed",
-        &crate::guard::pii::redact(&question.chars().take(200).collect::<String>()).0,
+        app.clock.now(),
+        &hits,
+        &question,
     )
-    .await;
+    .await?;
     let answer = if hits.is_empty() {
         "I could not find anything in the knowledge base about that.".to_string()
     } else {

@@ -154,6 +154,30 @@ pub async fn search(
     Ok(Retrieved { hits, withheld })
 }
 
+/// The audit row of one retrieval: who asked, which documents answered (`documents:<ids>`), and
+/// the question, PII-redacted and cut at 200 characters.
+pub async fn audit(
+    store: &dyn Store,
+    tenant: &TenantId,
+    user: &str,
+    now: DateTime<Utc>,
+    hits: &[Hit],
+    question: &str,
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = hits.iter().map(|h| h.document_id.to_string()).collect();
+    store
+        .append_audit(&crate::store::model::AuditEntry {
+            tenant: tenant.clone(),
+            at: now,
+            actor: user.to_string(),
+            action: "rag.search".into(),
+            resource: format!("documents:{}", ids.join(",")),
+            outcome: "allowed".into(),
+            detail: crate::guard::pii::redact(&question.chars().take(200).collect::<String>()).0,
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -451,6 +451,16 @@ impl Builtin {
                 )
                 .await?;
                 let hits = found.hits;
+                // Every retrieval is audited, in chat as through the RAG API.
+                crate::rag::audit(
+                    st,
+                    t,
+                    &ctx.user_id,
+                    ctx.clock.now(),
+                    &hits,
+                    s(a, "query").unwrap_or(""),
+                )
+                .await?;
                 let context = crate::rag::context(&hits);
                 let mut out = json!({
                     "results": hits,
