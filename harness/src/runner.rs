@@ -136,6 +136,10 @@ pub struct Exchange {
     /// `duration_ms`, which comparisons ignore.
     #[serde(skip)]
     pub latency_ms: u64,
+    /// The tenant alias of the caller that sent it (the oracle's attribution); `None` for the
+    /// harness's own steps (replays, restarts, event waits).
+    #[serde(skip)]
+    pub caller: Option<String>,
 }
 
 /// One scenario's result, as `report.json` lists it.
@@ -573,10 +577,7 @@ impl<'a> Scenario<'a> {
             if e.request.starts_with("REPLAY") {
                 continue; // a replay report quotes other scenarios' episodes
             }
-            let Some(step) = e.step.checked_sub(1).and_then(|i| self.spec.steps.get(i)) else {
-                continue;
-            };
-            let Some(t) = self.actor(step).tenant.and_then(|a| self.tenants.get(&a)) else {
+            let Some(t) = e.caller.as_ref().and_then(|a| self.tenants.get(a)) else {
                 continue;
             };
             seen.push(oracle::Seen {
@@ -845,6 +846,9 @@ impl<'a> Scenario<'a> {
         if let Some(a) = &step.attacks {
             return self.attacks(n, step, a).await;
         }
+        if let Some(list) = &step.concurrently {
+            return self.concurrently(n, list).await;
+        }
         if let Some(r) = &step.replay {
             let resp = self.replay(r).await?;
             // The transcript and failure messages keep the verdict: not the two whole episodes,
@@ -863,6 +867,7 @@ impl<'a> Scenario<'a> {
                 status: resp.status,
                 response: summary.clone(),
                 latency_ms: resp.latency.as_millis() as u64,
+                caller: None,
             });
             self.check_response(step, &resp, &BTreeMap::new())
                 .await
@@ -886,6 +891,7 @@ impl<'a> Scenario<'a> {
                 status: resp.status,
                 response: resp.json.clone(),
                 latency_ms: 0,
+                caller: None,
             });
             self.check_response(step, &resp, &BTreeMap::new()).await?;
             return self.capture(step, &resp);
@@ -910,6 +916,7 @@ impl<'a> Scenario<'a> {
                 status: 0,
                 response: Value::Null,
                 latency_ms: 0,
+                caller: None,
             });
             let http = self.http.clone();
             self.background.push(tokio::spawn(async move {
@@ -934,6 +941,32 @@ impl<'a> Scenario<'a> {
         self.transcript.extend(last);
         let resp = r?;
         self.capture(step, &resp)
+    }
+
+    /// Sends the sub-steps of a `concurrently` step at once (each with its own caller, copies and
+    /// expectations) and checks each; all their exchanges go to the transcript under this step.
+    async fn concurrently(&mut self, n: usize, list: &[Step]) -> Result<(), String> {
+        self.attempt_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let results = futures::future::join_all(list.iter().map(|s| self.attempt(n, s))).await;
+        let log = std::mem::take(&mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()));
+        self.transcript.extend(log);
+        let problems: Vec<String> = results
+            .into_iter()
+            .zip(list)
+            .enumerate()
+            .filter_map(|(i, (r, s))| {
+                r.err()
+                    .map(|m| format!("concurrent request {} ({}): {m}", i + 1, step_label(i, s)))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 
     /// Sends every case of the step's case files (from the spec's `cases/` directory) as the
@@ -1015,7 +1048,7 @@ impl<'a> Scenario<'a> {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 };
-                self.record(n, &req, &[Ok(resp.clone())]);
+                self.record(n, &req, &[Ok(resp.clone())], actor.tenant.as_deref());
                 let mut ex = std::mem::take(
                     &mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()),
                 );
@@ -1166,6 +1199,11 @@ impl<'a> Scenario<'a> {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            // Only the last attempt's exchanges stay in the log.
+            self.attempt_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             match self.attempt(n, step).await {
                 Ok(r) => return Ok(r),
                 Err(m) => match &step.wait_until {
@@ -1461,7 +1499,7 @@ impl<'a> Scenario<'a> {
         // The copies of a `parallel` step share the step's request id: which copy is answered
         // how is up to the scheduler, and the transcript must not depend on it.
         let resps = futures::future::join_all((0..n).map(|_| drive::send(&self.http, &req))).await;
-        self.record(n_step, &req, &resps);
+        self.record(n_step, &req, &resps, actor.tenant.as_deref());
         let mut first = None;
         for (i, r) in resps.into_iter().enumerate() {
             let r = r?;
@@ -1487,7 +1525,13 @@ impl<'a> Scenario<'a> {
     }
 
     /// Keeps the attempt's exchanges for the transcript.
-    fn record(&self, n_step: usize, req: &Request, resps: &[Result<Response, String>]) {
+    fn record(
+        &self,
+        n_step: usize,
+        req: &Request,
+        resps: &[Result<Response, String>],
+        caller: Option<&str>,
+    ) {
         let path = req
             .url
             .strip_prefix(&self.target.base_url)
@@ -1507,7 +1551,7 @@ impl<'a> Scenario<'a> {
                 })
             })
         });
-        let exchanges = resps
+        let exchanges: Vec<Exchange> = resps
             .iter()
             .enumerate()
             .map(|(copy, r)| {
@@ -1523,10 +1567,14 @@ impl<'a> Scenario<'a> {
                     status,
                     response,
                     latency_ms: latency.as_millis() as u64,
+                    caller: caller.map(str::to_string),
                 }
             })
             .collect();
-        *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()) = exchanges;
+        self.attempt_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(exchanges);
     }
 
     async fn check_response(

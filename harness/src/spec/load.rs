@@ -241,10 +241,27 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
+    }
+    if let Some(list) = &step.concurrently {
+        for sub in list {
+            validate_step(sub, at, errors, err, aliases);
+            let request = sub.actions().iter().all(|a| {
+                [
+                    "chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow",
+                ]
+                .contains(a)
+            });
+            if !request || sub.wait_until.is_some() || !sub.capture.is_empty() || sub.background {
+                errors.push(err(
+                    at("concurrently"),
+                    "each request of `concurrently` is a chat, sse_chat, get, post, put, patch, delete or workflow without wait_until, capture or background".into(),
+                ));
+            }
+        }
     }
     if step.background {
         let e = &step.expect;
@@ -409,6 +426,7 @@ impl Step {
             (self.restart.is_some(), "restart"),
             (self.wait_for_event.is_some(), "wait_for_event"),
             (self.attacks.is_some(), "attacks"),
+            (self.concurrently.is_some(), "concurrently"),
         ] {
             if set {
                 a.push(name);
@@ -497,6 +515,21 @@ steps:
         let e = load(text).unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
         e[0].clone()
+    }
+
+    #[test]
+    fn concurrent_requests_are_requests_only() {
+        let ok = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - concurrently:\n      - {get: /healthz, parallel: 2}\n      - {as: {tenant: acme, user: bob}, chat: hi}\n  - get: /healthz\n",
+        );
+        assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
+        let bad = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - concurrently:\n      - {advance_clock_ms: 5}\n  - get: /healthz\n",
+        );
+        let e = one_error(&bad);
+        assert!(e.message.contains("each request of `concurrently`"), "{e}");
     }
 
     #[test]

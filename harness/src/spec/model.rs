@@ -176,6 +176,9 @@ pub struct Step {
     pub wait_for_event: Option<EventWait>,
     /// Send every case of these case files (the adversarial catalogue) and judge each.
     pub attacks: Option<AttackStep>,
+    /// Send these requests at once, each with its own caller (`as`), copies (`parallel`) and
+    /// expectations: several tenants' traffic interleaved.
+    pub concurrently: Option<Vec<Step>>,
     /// Send the request and go on without waiting for its answer (which is not checked); it is
     /// abandoned when the scenario ends. For a request a later step interrupts.
     #[serde(default)]
