@@ -184,22 +184,12 @@ pub async fn message(
             return Err(run_error(&outcome));
         }
         let out = &outcome.output;
-        let tools: Vec<String> = app.engine.tools.names().map(str::to_string).collect();
-        let (text, filtered) = crate::guard::output::filter(
-            cfg,
-            out["text"].as_str().unwrap_or(""),
-            &crate::guard::output::Secrets {
-                system_prompt: &caller.tenant.system_prompt,
-                tool_names: &tools,
-            },
-        );
-        let answered = Verdict::of(filtered);
-        guard::record(
+        let (text, answered) = guard::filter_answer(
             &app,
             &caller,
             "chat_answer",
             &message_id.to_string(),
-            &answered,
+            out["text"].as_str().unwrap_or(""),
         )
         .await;
         let verdict = Verdict::of(outcome.guard.clone()).with(answered.violations);

@@ -5,6 +5,7 @@
 use super::auth::audit;
 use super::extract::Caller;
 use crate::app::App;
+use crate::guard::output::{self, Secrets};
 use crate::guard::{Verdict, Violation};
 use crate::telemetry::GuardLabels;
 use serde_json::json;
@@ -49,4 +50,27 @@ pub async fn record(app: &App, caller: &Caller, surface: &str, subject: &str, ve
         json!({"surface": surface, "subject": subject, "blocked": verdict.blocked, "violations": names}),
     )
     .await;
+}
+
+/// The output filter on an answer to `caller` (the tenant's instructions and the registry's tool
+/// names are what must not leave), recorded on `surface`: the text that may leave and the verdict.
+pub async fn filter_answer(
+    app: &App,
+    caller: &Caller,
+    surface: &str,
+    subject: &str,
+    text: &str,
+) -> (String, Verdict) {
+    let tools: Vec<&str> = app.engine.tools.names().collect();
+    let (text, violations) = output::filter(
+        &app.cfg.guard,
+        text,
+        &Secrets {
+            system_prompt: &caller.tenant.system_prompt,
+            tool_names: &tools,
+        },
+    );
+    let verdict = Verdict::of(violations);
+    record(app, caller, surface, subject, &verdict).await;
+    (text, verdict)
 }

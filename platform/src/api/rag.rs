@@ -183,17 +183,8 @@ pub async fn query(
             })?;
         let tokens = resp.usage.total();
         app.publish(&caller.tenant.id, "usage.metered", None, json!({"requests": 0, "tokens": tokens, "tool_calls": 0, "cost_usd": cost_usd(Tier::SlmA, tokens)})).await;
-        let tools: Vec<String> = app.engine.tools.names().map(str::to_string).collect();
-        let (text, out) = crate::guard::output::filter(
-            cfg,
-            &resp.text,
-            &crate::guard::output::Secrets {
-                system_prompt: &caller.tenant.system_prompt,
-                tool_names: &tools,
-            },
-        );
-        let answered = Verdict::of(out);
-        super::guard::record(&app, &caller, "rag_answer", "answer", &answered).await;
+        let (text, answered) =
+            super::guard::filter_answer(&app, &caller, "rag_answer", "answer", &resp.text).await;
         verdict = verdict.with(answered.violations);
         text
     };

@@ -209,18 +209,26 @@ fn json_injection(text: &str) -> bool {
 /// internal name. What a public name resolves to is checked again when a fetch happens
 /// ([`super::ssrf::check`]).
 pub fn targets_internal(text: &str) -> bool {
-    let url_hit = URL_IN_TEXT.captures_iter(text).any(|c| {
-        let scheme = c[1].to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            return true;
+    URL_IN_TEXT
+        .find_iter(text)
+        .chain(BARE_HOST.captures_iter(text).filter_map(|c| c.get(2)))
+        .any(|m| internal_target(m.as_str()))
+}
+
+/// Whether one URL (`scheme://...`) or bare host (`127.0.0.1:3306/x`, `[::1]`) names a target
+/// the platform must never fetch: a scheme other than http(s), or an internal host.
+pub fn internal_target(token: &str) -> bool {
+    let url = match token.split_once("://") {
+        Some((scheme, _)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            if scheme != "http" && scheme != "https" {
+                return true;
+            }
+            Url::parse(token)
         }
-        Url::parse(&c[0]).is_ok_and(|u| u.host().is_some_and(|h| internal_host(&h)))
-    });
-    url_hit
-        || BARE_HOST.captures_iter(text).any(|c| {
-            Url::parse(&format!("http://{}", &c[2]))
-                .is_ok_and(|u| u.host().is_some_and(|h| internal_host(&h)))
-        })
+        None => Url::parse(&format!("http://{token}")),
+    };
+    url.is_ok_and(|u| u.host().is_some_and(|h| internal_host(&h)))
 }
 
 fn internal_host(host: &Host<&str>) -> bool {
