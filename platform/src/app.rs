@@ -257,21 +257,37 @@ impl App {
                 }
             })
         };
-        Ok(Arc::new(App {
-            cfg,
-            store: b.store,
-            bus: b.bus,
-            kv: b.kv,
-            clock: b.clock,
-            ids,
-            request_ids,
-            engine,
-            tools,
-            metrics,
-            seeded,
-            events,
-            idempotency,
-            tasks: vec![projector, recovery],
+        // Stale index entries are made again on each sweep (the first one sweep interval after
+        // start-up); the task holds the app weakly, so a dropped app ends it.
+        let every = cfg.rag.reindex_sweep_ms;
+        Ok(Arc::new_cyclic(|me: &std::sync::Weak<App>| {
+            let me = me.clone();
+            let reindex = tokio::spawn(async move {
+                if every == 0 {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(every)).await;
+                    let Some(app) = me.upgrade() else { break };
+                    app.reindex_everywhere().await;
+                }
+            });
+            App {
+                cfg,
+                store: b.store,
+                bus: b.bus,
+                kv: b.kv,
+                clock: b.clock,
+                ids,
+                request_ids,
+                engine,
+                tools,
+                metrics,
+                seeded,
+                events,
+                idempotency,
+                tasks: vec![projector, recovery, reindex],
+            }
         }))
     }
 
@@ -282,6 +298,66 @@ impl App {
         self.engine.halt();
         for t in &self.tasks {
             t.abort();
+        }
+    }
+
+    /// Makes the index entries of tenant `tenant`'s stale documents again (every document's, with
+    /// `all`): counted in `rag_reindexed_total`, announced by one `rag.reindexed` event naming the
+    /// documents and those whose verdict or sensitivity changed. A failure is counted in
+    /// `rag_reindex_failures_total` and returned.
+    pub async fn reindex(
+        &self,
+        tenant: &crate::domain::TenantId,
+        all: bool,
+    ) -> Result<crate::rag::index::Reindexed, crate::store::StoreError> {
+        let done = crate::rag::index::reindex_tenant(
+            self.store.as_ref(),
+            tenant,
+            &self.cfg.guard,
+            &self.cfg.rag.reindex_ttl_secs,
+            self.clock.now(),
+            all,
+        )
+        .await
+        .inspect_err(|_| {
+            self.metrics.rag_reindex_failures.inc();
+        })?;
+        for d in &done.documents {
+            self.metrics
+                .rag_reindexed
+                .get_or_create(&crate::telemetry::LevelLabels {
+                    level: d.level.as_str().into(),
+                })
+                .inc();
+        }
+        if !done.documents.is_empty() {
+            let ids: Vec<_> = done.documents.iter().map(|d| d.document_id).collect();
+            self.publish(
+                tenant,
+                "rag.reindexed",
+                None,
+                serde_json::json!({"documents": ids, "changed": done.changed}),
+            )
+            .await;
+        }
+        Ok(done)
+    }
+
+    /// One sweep of the reindex task: every tenant's stale documents. A tenant that fails is
+    /// logged and counted; the others go on.
+    async fn reindex_everywhere(&self) {
+        let tenants = match self.store.tenant_ids().await {
+            Ok(t) => t,
+            Err(err) => {
+                self.metrics.rag_reindex_failures.inc();
+                tracing::warn!(%err, "reindex sweep could not list tenants");
+                return;
+            }
+        };
+        for t in tenants {
+            if let Err(err) = self.reindex(&t, false).await {
+                tracing::warn!(%err, tenant = %t, "reindex sweep failed for a tenant");
+            }
         }
     }
 

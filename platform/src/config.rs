@@ -33,6 +33,8 @@ pub struct Config {
     pub guard: crate::guard::GuardConfig,
     /// The `http.fetch` tool: its resolver (a fixed table instead of DNS) and read limits.
     pub http_fetch: crate::tools::fetch::FetchConfig,
+    /// The retrieval index: how long an entry lives per level, and how often it is swept.
+    pub rag: RagConfig,
     /// Rate limit and quotas per plan.
     pub plans: BTreeMap<Plan, PlanLimits>,
     /// Share (0..=1) of a tenant's routing decisions that use the canary router policy.
@@ -194,6 +196,27 @@ fn default_concurrency() -> u32 {
     20
 }
 
+/// The retrieval index (`rag::index`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RagConfig {
+    /// How long a document's index entry lives, per level (public 86400 s, internal 43200,
+    /// confidential 21600, restricted 10800).
+    pub reindex_ttl_secs: crate::rag::index::ReindexTtl,
+    /// How often the platform reindexes every tenant's stale documents (and once at start-up).
+    /// 0: never by itself; `POST /api/v1/rag/reindex` still does. Default 60 000.
+    pub reindex_sweep_ms: u64,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self {
+            reindex_ttl_secs: Default::default(),
+            reindex_sweep_ms: 60_000,
+        }
+    }
+}
+
 /// When an unfinished saga counts as abandoned by its worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -279,6 +302,7 @@ impl Default for Config {
             limits: Limits::default(),
             guard: crate::guard::GuardConfig::default(),
             http_fetch: Default::default(),
+            rag: Default::default(),
             plans,
             canary_share: BTreeMap::new(),
             manual_review_above_cents: 100_000,

@@ -224,6 +224,9 @@ pub async fn seed(store: &dyn Store, seed: u64) -> Result<Seeded, SeedError> {
                 level,
                 roles: None,
                 expires_at: None,
+                version: 1,
+                // Indexed by the first reindex sweep; until then retrieval checks each text.
+                index: None,
             })
             .await?;
     }

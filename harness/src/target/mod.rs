@@ -243,14 +243,19 @@ pub fn golden_config(seed: u64, spec_id: &str, env: &GoldenEnv) -> Config {
 }
 
 /// The configuration of a MOCK platform: embedded defaults with the run's seed, the operator
-/// surface and fault injection on, and short retry delays (durations are configuration). Its clock
-/// is frozen at the fixtures' epoch.
+/// surface and fault injection on, short retry delays (durations are configuration) and no timed
+/// reindex sweep. Its clock is frozen at the fixtures' epoch.
 pub fn mock_config(seed: u64) -> Config {
     Config {
         seed,
         id_seed: Some(seed),
         operator_key: Some(format!("mock-operator-{seed}")),
         fault_injection: true,
+        // Reindexing happens when a spec asks for it, never on a wall-clock timer mid-spec.
+        rag: platform::config::RagConfig {
+            reindex_sweep_ms: 0,
+            ..Default::default()
+        },
         resilience: platform::resilience::ResilienceConfig {
             retry_base_ms: 2,
             retry_cap_ms: 20,

@@ -292,7 +292,9 @@ pub struct TicketResponse {
 pub struct DocumentCreate {
     pub title: String,
     pub content: String,
-    pub level: Level,
+    /// Omitted: the level the sensitivity tagger gives the text (an SSN or a card number makes it
+    /// restricted, an account number confidential, anything else public).
+    pub level: Option<Level>,
     /// When set, only these roles may read the document (within their level bound).
     pub roles: Option<Vec<Role>>,
     pub ttl_seconds: Option<u64>,
@@ -304,6 +306,9 @@ pub struct DocumentPatch {
     pub level: Option<Level>,
     /// A new role list; an empty list removes the restriction.
     pub roles: Option<Vec<Role>>,
+    /// A new title or content makes a new version (the old text is no longer retrieved).
+    pub title: Option<String>,
+    pub content: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -313,6 +318,40 @@ pub struct DocumentView {
     pub level: Level,
     pub roles: Option<Vec<Role>>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub version: u32,
+    /// Its retrieval-index entry: when it was made, when it is due again (by level), the guard's
+    /// verdict and the sensitivity tag. Absent until first indexed.
+    pub index: Option<crate::rag::index::IndexEntry>,
+    /// The entry is missing, past its due time or made under other guard rules.
+    pub stale: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsQuery {
+    /// Only the documents whose index entry is stale.
+    pub stale: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReindexRequest {
+    /// Every document, not only the stale ones.
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReindexResponse {
+    /// The documents indexed again, with their new entries.
+    pub reindexed: Vec<DocumentView>,
+    /// Those whose verdict or sensitivity changed since their last entry.
+    pub changed: Vec<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -339,6 +378,7 @@ pub struct Source {
     pub title: String,
     pub level: Level,
     pub score: f64,
+    pub version: u32,
 }
 
 // ---- auth, usage, analytics, catalogue ----

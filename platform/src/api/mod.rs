@@ -52,11 +52,15 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/tickets/{ticket_id}", get(support::get_ticket))
         .route("/api/v1/outbox", get(admin::outbox))
         .route("/api/v1/audit", get(admin::audit_log))
-        .route("/api/v1/rag/documents", post(rag::create_document))
+        .route(
+            "/api/v1/rag/documents",
+            post(rag::create_document).get(rag::list_documents),
+        )
         .route(
             "/api/v1/rag/documents/{document_id}",
-            patch(rag::patch_document),
+            patch(rag::patch_document).get(rag::get_document),
         )
+        .route("/api/v1/rag/reindex", post(rag::reindex))
         .route("/api/v1/rag/query", post(rag::query))
         .route("/api/v1/usage", get(admin::usage))
         .route("/api/v1/analytics/summary", get(admin::analytics))
@@ -107,9 +111,13 @@ async fn request_context(State(app): State<AppState>, req: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let timer = std::time::Instant::now();
-    let mut resp = error::REQUEST_ID.scope(rid.clone(), next.run(req)).await;
+    // The request's span; the gate records the tenant once the caller is known. Ids only.
+    let span = tracing::info_span!("http.request", request_id = %rid, %method, %route, tenant_id = tracing::field::Empty, status = tracing::field::Empty);
+    let work = tracing::Instrument::instrument(next.run(req), span.clone());
+    let mut resp = error::REQUEST_ID.scope(rid.clone(), work).await;
     let elapsed = timer.elapsed();
-    tracing::info!(request_id = %rid, %method, %route, status = resp.status().as_u16(), duration_ms = elapsed.as_millis() as u64, "request");
+    span.record("status", resp.status().as_u16());
+    span.in_scope(|| tracing::info!(request_id = %rid, %method, %route, status = resp.status().as_u16(), duration_ms = elapsed.as_millis() as u64, "request"));
     if let Ok(v) = HeaderValue::from_str(&rid) {
         resp.headers_mut().insert("x-request-id", v);
     }

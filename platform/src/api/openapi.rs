@@ -35,12 +35,14 @@ impl Modify for Security {
         super::orders::create, super::orders::get_order, super::orders::cancel, super::orders::products,
         super::support::lead, super::support::ticket,
         super::rag::create_document, super::rag::patch_document, super::rag::query,
+        super::rag::get_document, super::rag::list_documents, super::rag::reindex,
         super::admin::login, super::admin::usage, super::admin::analytics,
         super::support::get_lead, super::support::get_ticket, super::admin::outbox, super::admin::audit_log,
         super::operator::provision, super::operator::fault, super::operator::clock, super::operator::events,
     ),
     components(schemas(ErrorEnvelope, ErrorBody, FieldError, Code, ChatRequest, ChatResponse, ExecuteRequest, ExecuteResponse,
-        OrderRequest, LeadRequest, LeadResponse, TicketRequest, TicketResponse, DocumentCreate, DocumentPatch, DocumentView,
+        OrderRequest, LeadRequest, LeadResponse, TicketRequest, TicketResponse, DocumentCreate, DocumentPatch, DocumentView, DocumentList, ReindexRequest, ReindexResponse,
+        crate::rag::index::IndexEntry, crate::rag::index::Sensitivity,
         RagQuery, RagAnswer, super::operator::TenantSeed, super::operator::Provisioned, super::operator::FaultRequest, LoginRequest, TokenResponse, UsageResponse, AnalyticsSummary, ProductList, WorkflowList, WorkflowVersion, Versions)),
     modifiers(&Security)
 )]

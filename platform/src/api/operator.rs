@@ -403,17 +403,20 @@ pub async fn provision(
         .await?;
     }
     for d in &seed.documents {
-        store
-            .put_document(&Document {
-                tenant: t.clone(),
-                document_id: d.document_id,
-                title: d.title.clone(),
-                content: d.content.clone(),
-                level: d.level,
-                roles: d.roles.clone(),
-                expires_at: None,
-            })
-            .await?;
+        let mut doc = Document {
+            tenant: t.clone(),
+            document_id: d.document_id,
+            title: d.title.clone(),
+            content: d.content.clone(),
+            level: d.level,
+            roles: d.roles.clone(),
+            expires_at: None,
+            version: 1,
+            index: None,
+        };
+        let (guard, ttl) = (&app.cfg.guard, &app.cfg.rag.reindex_ttl_secs);
+        doc.index = Some(crate::rag::index::entry(&doc, guard, ttl, app.clock.now()));
+        store.put_document(&doc).await?;
     }
     for l in &seed.leads {
         store

@@ -1,31 +1,68 @@
 //! Knowledge-base documents (admins) and permission-filtered retrieval with a cited answer (anyone).
 
-use super::auth::require_role;
+use super::auth::{audit, require_role};
 use super::dto::*;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::extract::{Caller, StrictJson};
 use super::{idempotency, validate};
-use crate::app::AppState;
-use crate::domain::{Role, Tier};
+use crate::app::{App, AppState};
+use crate::domain::{Level, Role, Tier};
 use crate::guard::{Verdict, Violation, REFUSAL};
 use crate::llm::{LlmRequest, Turn, TurnRole};
 use crate::router::cost_usd;
 use crate::store::model::Document;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use chrono::Duration;
 use serde_json::json;
 
-fn view(d: &Document) -> DocumentView {
+fn view(app: &App, d: &Document) -> DocumentView {
+    let rules = crate::rag::index::rules(&app.cfg.guard);
     DocumentView {
         document_id: d.document_id,
         title: d.title.clone(),
         level: d.level,
         roles: d.roles.clone(),
         expires_at: d.expires_at,
+        version: d.version,
+        index: d.index.clone(),
+        stale: !crate::rag::index::is_fresh(d, &rules, app.clock.now()),
     }
+}
+
+/// `d` with a fresh index entry, made now.
+fn indexed(app: &App, mut d: Document) -> Document {
+    let ttl = &app.cfg.rag.reindex_ttl_secs;
+    d.index = Some(crate::rag::index::entry(
+        &d,
+        &app.cfg.guard,
+        ttl,
+        app.clock.now(),
+    ));
+    d
+}
+
+/// Counts a retrieval query in `rag_queries_total` by how it ended.
+fn count_query(app: &App, outcome: &str) {
+    app.metrics
+        .rag_queries
+        .get_or_create(&crate::telemetry::OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
+/// The caller's tenant's document `id`; 404 for a malformed id, a missing document or another
+/// tenant's.
+async fn stored(app: &App, caller: &Caller, id: &str) -> Result<Document, ApiError> {
+    let missing = || ApiError::not_found(format!("document {id}"));
+    let uuid = uuid::Uuid::parse_str(id).map_err(|_| missing())?;
+    app.store
+        .document(&caller.tenant.id, uuid)
+        .await?
+        .ok_or_else(missing)
 }
 
 #[utoipa::path(post, path = "/api/v1/rag/documents", request_body = DocumentCreate,
@@ -49,23 +86,30 @@ pub async fn create_document(
             document_id: app.ids.uuid(),
             title: req.title.clone(),
             content: req.content.clone(),
-            level: req.level,
+            level: Level::Public,
             roles: req.roles.clone().filter(|r| !r.is_empty()),
             expires_at: req
                 .ttl_seconds
                 .map(|s| app.clock.now() + Duration::seconds(s as i64)),
+            version: 1,
+            index: None,
         };
+        // Without a level the tagger's is taken; the entry's time to live follows the level.
+        let level = req.level.unwrap_or_else(|| {
+            crate::rag::index::tag(&format!("{}\n{}", d.title, d.content)).level
+        });
+        let d = indexed(&app, Document { level, ..d });
         app.store.put_document(&d).await?;
         app.publish(
             &caller.tenant.id,
             "rag.document.ingested",
             None,
-            json!({"document_id": d.document_id, "level": d.level}),
+            json!({"document_id": d.document_id, "level": d.level, "version": d.version}),
         )
         .await;
         Ok((
             StatusCode::CREATED,
-            serde_json::to_value(view(&d)).map_err(ApiError::internal)?,
+            serde_json::to_value(view(&app, &d)).map_err(ApiError::internal)?,
         ))
     };
     idempotency::once(&app, &caller, &headers, "rag/documents", &raw, work).await
@@ -81,31 +125,103 @@ pub async fn patch_document(
     StrictJson(req, _): StrictJson<DocumentPatch>,
 ) -> Result<Json<DocumentView>, ApiError> {
     require_role(&app, &caller, &[Role::Admin], "document changes").await?;
-    if req.level.is_none() && req.roles.is_none() {
-        return Err(ApiError::field("body", "give `level` or `roles`"));
+    if req.level.is_none() && req.roles.is_none() && req.title.is_none() && req.content.is_none() {
+        return Err(ApiError::field(
+            "body",
+            "give `level`, `roles`, `title` or `content`",
+        ));
     }
-    let uuid =
-        uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found(format!("document {id}")))?;
-    let mut d = app
-        .store
-        .document(&caller.tenant.id, uuid)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("document {id}")))?;
+    if let Some(t) = &req.title {
+        validate::text("title", t, 200)?;
+    }
+    if let Some(c) = &req.content {
+        validate::text("content", c, 100_000)?;
+    }
+    let mut d = stored(&app, &caller, &id).await?;
     if let Some(l) = req.level {
         d.level = l;
     }
     if let Some(r) = req.roles {
         d.roles = Some(r).filter(|r| !r.is_empty());
     }
+    let text_changed = req.title.as_ref().is_some_and(|t| *t != d.title)
+        || req.content.as_ref().is_some_and(|c| *c != d.content);
+    if text_changed {
+        d.title = req.title.unwrap_or(d.title);
+        d.content = req.content.unwrap_or(d.content);
+        d.version += 1;
+    }
+    // Any change is indexed at once: a new level also sets when the entry is due again.
+    let d = indexed(&app, d);
     app.store.put_document(&d).await?;
     app.publish(
         &caller.tenant.id,
         "rag.document.changed",
         None,
-        json!({"document_id": d.document_id, "level": d.level, "roles": d.roles}),
+        json!({"document_id": d.document_id, "level": d.level, "roles": d.roles, "version": d.version}),
     )
     .await;
-    Ok(Json(view(&d)))
+    Ok(Json(view(&app, &d)))
+}
+
+#[utoipa::path(get, path = "/api/v1/rag/documents/{document_id}", params(("document_id" = String, Path)),
+    responses((status = 200, body = DocumentView), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn get_document(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "document administration").await?;
+    let d = stored(&app, &caller, &id).await?;
+    Ok(Json(view(&app, &d)))
+}
+
+#[utoipa::path(get, path = "/api/v1/rag/documents", params(DocumentsQuery),
+    responses((status = 200, body = DocumentList), (status = 403, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn list_documents(
+    State(app): State<AppState>,
+    caller: Caller,
+    q: Result<Query<DocumentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DocumentList>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "document administration").await?;
+    let Query(q) = q.map_err(|e| ApiError::new(Code::ValidationError, e.body_text()))?;
+    let documents = app
+        .store
+        .documents(&caller.tenant.id)
+        .await?
+        .iter()
+        .map(|d| view(&app, d))
+        .filter(|v| q.stale.is_none_or(|s| v.stale == s))
+        .collect();
+    Ok(Json(DocumentList { documents }))
+}
+
+#[utoipa::path(post, path = "/api/v1/rag/reindex", request_body = ReindexRequest,
+    responses((status = 200, body = ReindexResponse), (status = 403, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn reindex(
+    State(app): State<AppState>,
+    caller: Caller,
+    StrictJson(req, _): StrictJson<ReindexRequest>,
+) -> Result<Json<ReindexResponse>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "reindexing").await?;
+    let done = app.reindex(&caller.tenant.id, req.all).await?;
+    audit(
+        &app,
+        &caller.tenant.id,
+        &caller.user_id,
+        "rag.reindex",
+        &format!("documents:{}", done.documents.len()),
+        "allowed",
+        &format!("changed:{}", done.changed.len()),
+    )
+    .await;
+    Ok(Json(ReindexResponse {
+        reindexed: done.documents.iter().map(|d| view(&app, d)).collect(),
+        changed: done.changed,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/rag/query", request_body = RagQuery,
@@ -125,6 +241,7 @@ pub async fn query(
     if asked.blocked {
         let subject = app.ids.uuid().to_string();
         super::guard::record(&app, &caller, "rag", &subject, &asked).await;
+        count_query(&app, "refused");
         return Ok(Json(RagAnswer {
             answer: REFUSAL.to_string(),
             sources: vec![],
@@ -158,6 +275,14 @@ pub async fn query(
         &question,
     )
     .await?;
+    count_query(
+        &app,
+        if hits.is_empty() {
+            "no_hits"
+        } else {
+            "answered"
+        },
+    );
     let answer = if hits.is_empty() {
         "I could not find anything in the knowledge base about that.".to_string()
     } else {
@@ -197,6 +322,7 @@ pub async fn query(
                 title: h.title,
                 level: h.level,
                 score: h.score,
+                version: h.version,
             })
             .collect(),
         guard: (!verdict.is_clean()).then_some(verdict),

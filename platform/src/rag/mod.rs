@@ -5,8 +5,10 @@
 //! BM25 is written here rather than taken from a search engine crate: it is a few dozen lines over an
 //! already-filtered candidate set, and the Postgres backend ranks with its own full-text search.
 
+pub mod index;
+
 use crate::domain::{Level, Role, TenantId};
-use crate::guard::{carries_instructions, GuardConfig};
+use crate::guard::GuardConfig;
 use crate::store::model::Document;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -28,6 +30,7 @@ pub struct Hit {
     pub document_id: Uuid,
     pub title: String,
     pub level: Level,
+    pub version: u32,
     /// BM25 score.
     pub score: f64,
     /// Share of the query's distinct terms that the document contains, in [0, 1].
@@ -92,6 +95,7 @@ pub fn rank(docs: &[Document], query: &str, top_k: usize) -> Vec<Hit> {
                 document_id: d.document_id,
                 title: d.title.clone(),
                 level: d.level,
+                version: d.version,
                 score: (score * 1e6).round() / 1e6,
                 confidence: matched as f64 / q.len() as f64,
                 snippet: d.content.chars().take(280).collect(),
@@ -123,8 +127,9 @@ pub struct Retrieved {
     pub withheld: Vec<Uuid>,
 }
 
-/// Retrieves for one caller: the permission filter in the store query, then the guard on each
-/// readable document (one carrying instructions never reaches ranking, the model or an answer),
+/// Retrieves for one caller: the permission filter in the store query, then the guard's verdict on
+/// each readable document (from its fresh index entry, else a scan of its text; one carrying
+/// instructions never reaches ranking, the model or an answer),
 /// then ranking and top-k; snippets are PII-redacted for every role but admin.
 pub async fn search(
     store: &dyn Store,
@@ -135,10 +140,15 @@ pub async fn search(
     query: &str,
     top_k: usize,
 ) -> Result<Retrieved, StoreError> {
-    let docs = store.visible_documents(tenant, role, now).await?;
-    let (docs, withheld): (Vec<Document>, Vec<Document>) = docs
+    let span = tracing::info_span!("rag.search", tenant_id = %tenant, role = role.as_str(), hits = tracing::field::Empty, withheld = tracing::field::Empty);
+    let docs =
+        tracing::Instrument::instrument(store.visible_documents(tenant, role, now), span.clone())
+            .await?;
+    // A fresh index entry holds the guard's verdict; a stale or missing one means a scan.
+    let rules = index::rules(guard);
+    let (withheld, docs): (Vec<Document>, Vec<Document>) = docs
         .into_iter()
-        .partition(|d| !carries_instructions(guard, &format!("{}\n{}", d.title, d.content)));
+        .partition(|d| index::withheld(d, guard, &rules, now));
     let mut hits = rank(&docs, query, top_k);
     // Personal data in a document is for administrators; every other role reads it redacted.
     if role != Role::Admin {
@@ -147,10 +157,12 @@ pub async fn search(
         }
     }
     // Only a withheld document the query would have found is worth reporting.
-    let withheld = rank(&withheld, query, top_k)
+    let withheld: Vec<Uuid> = rank(&withheld, query, top_k)
         .into_iter()
         .map(|h| h.document_id)
         .collect();
+    span.record("hits", hits.len());
+    span.record("withheld", withheld.len());
     Ok(Retrieved { hits, withheld })
 }
 
@@ -191,6 +203,8 @@ mod tests {
             level: Level::Public,
             roles: None,
             expires_at: None,
+            version: 1,
+            index: None,
         }
     }
 

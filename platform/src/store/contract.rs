@@ -97,6 +97,8 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
                 level,
                 roles: None,
                 expires_at: None,
+                version: 1,
+                index: None,
             })
             .await
             .unwrap();
@@ -109,6 +111,8 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
         level: Level::Public,
         roles: Some(vec![Role::Admin]),
         expires_at: None,
+        version: 1,
+        index: None,
     };
     store.put_document(&admin_only_public).await.unwrap();
     let expired = Document {
@@ -133,6 +137,22 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+    // The administrator's listing holds every document of the tenant, the expired one too, by id,
+    // and nothing of another tenant.
+    let all = store.documents(&tenant("acme")).await.unwrap();
+    let ids: Vec<u128> = all.iter().map(|d| d.document_id.as_u128()).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 10, 11]);
+    assert!(store.documents(&tenant("globex")).await.unwrap().is_empty());
+    // Fields added to the body later read back as written (the body is the row's JSON).
+    let mut v2 = all[0].clone();
+    v2.version = 2;
+    store.put_document(&v2).await.unwrap();
+    let back = store
+        .document(&tenant("acme"), v2.document_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.version, 2);
 }
 
 /// Usage counters add up per tenant and month, once per event.

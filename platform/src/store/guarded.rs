@@ -112,6 +112,7 @@ guarded! {
     retried outbox(t: &TenantId) -> Vec<OutboxMessage>;
     retried put_document(d: &Document) -> ();
     retried document(t: &TenantId, id: Uuid) -> Option<Document>;
+    retried documents(t: &TenantId) -> Vec<Document>;
     retried visible_documents(t: &TenantId, role: Role, now: DateTime<Utc>) -> Vec<Document>;
     retried put_run(r: &Run) -> ();
     retried run(t: &TenantId, id: Uuid) -> Option<Run>;

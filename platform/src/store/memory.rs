@@ -232,6 +232,17 @@ impl Store for MemoryStore {
         self.up()?;
         Ok(self.with(|i| get(&i.documents, t, &id.to_string())))
     }
+    async fn documents(&self, t: &TenantId) -> Result<Vec<Document>, StoreError> {
+        self.up()?;
+        let mut all: Vec<Document> = self.with(|i| {
+            i.documents
+                .get(t)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default()
+        });
+        all.sort_by_key(|d| d.document_id);
+        Ok(all)
+    }
     async fn visible_documents(
         &self,
         t: &TenantId,

@@ -79,6 +79,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_document(&self, d: &Document) -> Result<(), StoreError>;
     async fn document(&self, t: &TenantId, id: Uuid) -> Result<Option<Document>, StoreError>;
+    /// Every document of tenant `t`, expired ones included, by id: what an administrator lists and
+    /// what a reindex pass walks.
+    async fn documents(&self, t: &TenantId) -> Result<Vec<Document>, StoreError>;
     /// The documents `role` may read in tenant `t` at `now`. The permission filter lives here, in the
     /// query, so that ranking and top-k only ever see permitted documents.
     async fn visible_documents(

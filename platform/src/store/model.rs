@@ -157,6 +157,17 @@ pub struct Document {
     /// When set, only these roles may read it (in addition to the level bound).
     pub roles: Option<Vec<Role>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// 1 when created; each change of title or content adds one. (Rows written before versions
+    /// existed read as 1.)
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// Its entry in the retrieval index (`rag::index`); none until it is first indexed.
+    #[serde(default)]
+    pub index: Option<crate::rag::index::IndexEntry>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 impl Document {

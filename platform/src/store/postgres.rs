@@ -483,6 +483,10 @@ impl Store for PgStore {
         let sql = "SELECT body FROM documents WHERE document_id = $1::uuid";
         self.get_body(t, sql, &id.to_string()).await
     }
+    async fn documents(&self, t: &TenantId) -> Result<Vec<Document>, StoreError> {
+        self.list_bodies(t, "SELECT body FROM documents ORDER BY document_id")
+            .await
+    }
     async fn visible_documents(
         &self,
         t: &TenantId,

@@ -75,6 +75,18 @@ pub struct GuardLabels {
     pub surface: String,
 }
 
+/// How a retrieval query ended: `answered`, `no_hits` or `refused` (the guard blocked the question).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+/// A document level (`public` .. `restricted`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabels {
+    pub level: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -110,6 +122,13 @@ pub struct Metrics {
     /// Guard actions by violation and surface (`guard_blocked_total`; redactions and withheld
     /// documents count too, under their own violation).
     pub guard_blocked: Family<GuardLabels, Counter>,
+    /// Retrieval queries by outcome (`rag_queries_total`).
+    pub rag_queries: Family<OutcomeLabels, Counter>,
+    /// Index entries made again by a reindex, by level (`rag_reindexed_total`).
+    pub rag_reindexed: Family<LevelLabels, Counter>,
+    /// Reindex passes over a tenant that failed (`rag_reindex_failures_total`): the tenant's stale
+    /// entries stay stale (retrieval then checks each text itself) until a pass succeeds.
+    pub rag_reindex_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -165,6 +184,24 @@ impl Default for Metrics {
             "Guard actions by violation and surface",
             guard_blocked.clone(),
         );
+        let rag_queries = Family::<OutcomeLabels, Counter>::default();
+        let rag_reindexed = Family::<LevelLabels, Counter>::default();
+        let rag_reindex_failures = Counter::default();
+        registry.register(
+            "rag_queries",
+            "Retrieval queries by outcome",
+            rag_queries.clone(),
+        );
+        registry.register(
+            "rag_reindexed",
+            "Document index entries made again, by level",
+            rag_reindexed.clone(),
+        );
+        registry.register(
+            "rag_reindex_failures",
+            "Reindex passes over a tenant that failed",
+            rag_reindex_failures.clone(),
+        );
         registry.register("retry", "Extra attempts by upstream", retries.clone());
         registry.register(
             "timeout",
@@ -213,6 +250,9 @@ impl Default for Metrics {
             sagas,
             sagas_resumed,
             guard_blocked,
+            rag_queries,
+            rag_reindexed,
+            rag_reindex_failures,
             registry,
             http_requests,
             http_duration,
