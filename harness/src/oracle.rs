@@ -7,9 +7,10 @@
 //! for one tenant may carry another tenant's canary. A tenant's own canary leaking is the output
 //! guard's business, not this oracle's.
 //!
-//! The log oracle: no log line may carry any canary or a fixture's personal or secret value (user
-//! e-mails and passwords, API keys, lead e-mails). Log lines carry no tenant attribution yet (no
-//! spans), so the rule is the stricter one: those values never reach a log at all.
+//! The log oracle: no log line and no span attribute may carry any canary or a fixture's personal
+//! or secret value (user e-mails and passwords, API keys, lead e-mails). The rule is the stricter
+//! one, not only another tenant's: logs and traces leave the platform for systems that are not the
+//! tenant's, so those values never reach them at all.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -49,7 +50,12 @@ pub fn log_leaks(lines: &[String], secrets: &[(String, String)]) -> Vec<String> 
         for (value, what) in secrets {
             if line.contains(value.as_str()) {
                 let shown: String = line.chars().take(300).collect();
-                out.push(format!("log: a line carries {what}: {shown}"));
+                let kind = if line.starts_with(crate::logs::SPAN_LINE) {
+                    "span: an attribute"
+                } else {
+                    "log: a line"
+                };
+                out.push(format!("{kind} carries {what}: {shown}"));
             }
         }
     }
@@ -122,5 +128,21 @@ mod log_tests {
         assert_eq!(found.len(), 1);
         assert!(found[0].contains("the e-mail of user bob"), "{found:?}");
         assert!(log_leaks(&lines[..1], &secrets).is_empty());
+    }
+
+    #[test]
+    fn a_canary_in_a_span_attribute_is_reported_as_one() {
+        let secrets = vec![(
+            "TRACE-1234".to_string(),
+            "the data canary of tenant acme-1".to_string(),
+        )];
+        let lines =
+            vec![r#"{"span":"rag.search","fields":{"title":"TRACE-1234 vault"}}"#.to_string()];
+        let found = log_leaks(&lines, &secrets);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("span: an attribute carries the data canary"),
+            "{found:?}"
+        );
     }
 }

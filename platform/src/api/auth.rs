@@ -250,6 +250,7 @@ pub async fn gate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&app, req.headers()).await?;
+    tracing::Span::current().record("tenant_id", caller.tenant.id.as_str());
     let path = req.uri().path().to_string();
     let plan = app.cfg.limits_for(&caller.tenant);
     let now = app.clock.now();

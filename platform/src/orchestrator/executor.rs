@@ -522,7 +522,12 @@ impl Engine {
     {
         let cancel = Arc::new(Cancel::default());
         let run_id = run.run_id;
-        let task = tokio::spawn(work(self.clone(), cancel.clone()));
+        // Ids only: a span's attributes are exported like log lines, so no text goes in them.
+        let span = tracing::info_span!("workflow.run", tenant_id = %run.tenant, %run_id, workflow_id = %run.workflow_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            work(self.clone(), cancel.clone()),
+            span,
+        ));
         self.workers
             .inflight
             .lock()
@@ -600,24 +605,25 @@ impl Engine {
     ) -> Result<(crate::llm::LlmResponse, u32), CallError<LlmError>> {
         let name = format!("model:{}", req.tier.as_str());
         let upstream = self.resilience.upstream(&name, Kind::Model, None);
-        upstream
-            .call(key, |_| {
-                let (llm, req, name) = (self.llm.clone(), req.clone(), name.clone());
-                async move {
-                    self.tools
-                        .faults()
-                        .apply(
-                            Some(tenant),
-                            self.clock.now(),
-                            &name,
-                            crate::faults::FaultPoint::Call,
-                        )
-                        .await
-                        .map_err(|e| LlmError::Unavailable(e.to_string()))?;
-                    llm.complete(&req).await
-                }
-            })
-            .await
+        let span =
+            tracing::info_span!("llm.complete", tenant_id = %tenant, tier = req.tier.as_str());
+        let call = upstream.call(key, |_| {
+            let (llm, req, name) = (self.llm.clone(), req.clone(), name.clone());
+            async move {
+                self.tools
+                    .faults()
+                    .apply(
+                        Some(tenant),
+                        self.clock.now(),
+                        &name,
+                        crate::faults::FaultPoint::Call,
+                    )
+                    .await
+                    .map_err(|e| LlmError::Unavailable(e.to_string()))?;
+                llm.complete(&req).await
+            }
+        });
+        tracing::Instrument::instrument(call, span).await
     }
 }
 
@@ -1112,8 +1118,11 @@ impl<'a> Exec<'a> {
             Err(ToolError::NotAllowed(name.to_string()))
         } else {
             let cancel = self.cancel.clone();
+            let span = tracing::info_span!("tool.call", tenant_id = %self.req.tenant.id, tool = name, %call_id, step_id = sid);
+            let call =
+                tracing::Instrument::instrument(self.e.tools.call(name, &tctx, &params), span);
             tokio::select! {
-                r = self.e.tools.call(name, &tctx, &params) => r,
+                r = call => r,
                 _ = cancel.wait() => return Err(RunFailure::Cancelled),
             }
         };
