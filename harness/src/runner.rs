@@ -849,6 +849,9 @@ impl<'a> Scenario<'a> {
         if let Some(list) = &step.concurrently {
             return self.concurrently(n, list).await;
         }
+        if let Some(w) = &step.ws {
+            return self.ws(n, step, w).await;
+        }
         if let Some(r) = &step.replay {
             let resp = self.replay(r).await?;
             // The transcript and failure messages keep the verdict: not the two whole episodes,
@@ -940,6 +943,80 @@ impl<'a> Scenario<'a> {
         let last = std::mem::take(&mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()));
         self.transcript.extend(last);
         let resp = r?;
+        self.capture(step, &resp)
+    }
+
+    /// Runs a `ws` step: the peers' sessions, then the caller's, which sends the step's frames;
+    /// every session's frames go to the transcript under its own caller (the oracle's
+    /// attribution), and the step's expectations are checked on `{frames, peers}`.
+    async fn ws(&mut self, n: usize, step: &Step, w: &crate::spec::WsStep) -> Result<(), String> {
+        let actor = self.actor(step);
+        let creds = self.credentials(&actor).await?;
+        let mut peer_creds = vec![];
+        for p in &w.peers {
+            peer_creds.push(self.credentials(p).await?);
+        }
+        let sent: Vec<Value> = w
+            .send
+            .iter()
+            .map(|f| self.interp(f))
+            .collect::<Result<_, _>>()?;
+        let e = &step.expect;
+        let cursor = if e.events.is_empty() && e.no_event_contains.is_empty() {
+            None
+        } else {
+            Some(self.feed().head().await?)
+        };
+        let url = self.target.base_url.replacen("http", "ws", 1) + "/ws/chat";
+        let started = Instant::now();
+        let seen = drive::ws::session(
+            &url,
+            &creds,
+            &peer_creds,
+            &sent,
+            Duration::from_millis(w.settle_ms.unwrap_or(200)),
+            Duration::from_secs(10),
+        )
+        .await?;
+        let latency = started.elapsed();
+        for (i, (p, frames)) in w.peers.iter().zip(&seen.peers).enumerate() {
+            self.transcript.push(Exchange {
+                step: n,
+                copy: i + 1,
+                request: format!("WS /ws/chat (peer {})", i + 1),
+                body: None,
+                status: 101,
+                response: json!({"frames": frames}),
+                latency_ms: 0,
+                caller: p.tenant.clone(),
+            });
+        }
+        let json = json!({
+            "frames": seen.frames,
+            "peers": seen.peers.iter().map(|f| json!({"frames": f})).collect::<Vec<_>>(),
+        });
+        self.transcript.push(Exchange {
+            step: n,
+            copy: 0,
+            request: "WS /ws/chat".into(),
+            body: Some(Value::Array(sent)),
+            status: seen.status,
+            response: json!({"frames": seen.frames}),
+            latency_ms: latency.as_millis() as u64,
+            caller: actor.tenant.clone(),
+        });
+        let resp = Response {
+            status: seen.status,
+            headers: BTreeMap::new(),
+            json,
+            latency,
+        };
+        self.check_response(step, &resp, &creds)
+            .await
+            .map_err(|m| format!("{m}\nframes: {}", expect::matcher::short(&resp.json)))?;
+        if let Some(c) = cursor {
+            self.check_events(step, &actor, c).await?;
+        }
         self.capture(step, &resp)
     }
 
@@ -1601,9 +1678,10 @@ impl<'a> Scenario<'a> {
                 }
             }
             None => {
-                if !(200..300).contains(&r.status) {
+                // 101: a WebSocket session was opened (`ws` steps).
+                if !(200..300).contains(&r.status) && r.status != 101 {
                     problems.push(format!(
-                        "status: expected a 2xx (no `status:` given), found {}",
+                        "status: expected a 2xx or a WebSocket's 101 (no `status:` given), found {}",
                         r.status
                     ));
                 }

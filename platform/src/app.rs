@@ -149,6 +149,8 @@ pub struct App {
     pub events: Option<Arc<crate::bus::tap::EventTap>>,
     /// Results of requests sent with an `Idempotency-Key`.
     pub idempotency: crate::resilience::idempotency::Idempotency,
+    /// This instance's open WebSocket sessions, by tenant.
+    pub sessions: crate::api::realtime::Sessions,
     /// Background consumers of this instance, stopped when it is dropped.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -286,6 +288,7 @@ impl App {
                 seeded,
                 events,
                 idempotency,
+                sessions: Default::default(),
                 tasks: vec![projector, recovery, reindex],
             }
         }))

@@ -35,6 +35,8 @@ pub struct Config {
     pub http_fetch: crate::tools::fetch::FetchConfig,
     /// The retrieval index: how long an entry lives per level, and how often it is swept.
     pub rag: RagConfig,
+    /// WebSocket chat: outgoing queue bound and drop policy, heartbeat, frame size.
+    pub realtime: crate::api::realtime::RealtimeConfig,
     /// Rate limit and quotas per plan.
     pub plans: BTreeMap<Plan, PlanLimits>,
     /// Share (0..=1) of a tenant's routing decisions that use the canary router policy.
@@ -303,6 +305,7 @@ impl Default for Config {
             guard: crate::guard::GuardConfig::default(),
             http_fetch: Default::default(),
             rag: Default::default(),
+            realtime: Default::default(),
             plans,
             canary_share: BTreeMap::new(),
             manual_review_above_cents: 100_000,

@@ -2,6 +2,7 @@
 //! window ([`events`]).
 
 pub mod events;
+pub mod ws;
 
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -241,7 +241,7 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently, ws; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
@@ -427,6 +427,7 @@ impl Step {
             (self.wait_for_event.is_some(), "wait_for_event"),
             (self.attacks.is_some(), "attacks"),
             (self.concurrently.is_some(), "concurrently"),
+            (self.ws.is_some(), "ws"),
         ] {
             if set {
                 a.push(name);

@@ -179,6 +179,8 @@ pub struct Step {
     /// Send these requests at once, each with its own caller (`as`), copies (`parallel`) and
     /// expectations: several tenants' traffic interleaved.
     pub concurrently: Option<Vec<Step>>,
+    /// A WebSocket chat session on `/ws/chat` as the step's caller.
+    pub ws: Option<WsStep>,
     /// Send the request and go on without waiting for its answer (which is not checked); it is
     /// abandoned when the scenario ends. For a request a later step interrupts.
     #[serde(default)]
@@ -211,6 +213,22 @@ pub struct AttackStep {
     pub cases: Vec<String>,
     pub auditor: Option<Actor>,
     pub gate: Option<crate::attack::Gate>,
+}
+
+/// A `ws` step: the frames the session sends once acknowledged (a string is sent as it is), and
+/// other callers' sessions opened before it (`peers`), whose frames are read too. The step's JSON
+/// is `{frames: [...], peers: [{frames: [...]}]}` and its status the upgrade's (101, or the
+/// refusal's). Reading ends once every sent frame but `typing` has had its last answer
+/// (`message_complete`, `pong` or `error`), plus `settle_ms` (default 200) for frames that must
+/// not come.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsStep {
+    #[serde(default)]
+    pub send: Vec<Value>,
+    #[serde(default)]
+    pub peers: Vec<Actor>,
+    pub settle_ms: Option<u64>,
 }
 
 /// A workflow execution request.

@@ -243,15 +243,14 @@ fn set_header(resp: &mut Response, name: &'static str, v: impl ToString) {
     }
 }
 
-/// The middleware: authenticate, check tenancy, rate limit, quota; then meter successful requests.
-pub async fn gate(
-    State(app): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let caller = authenticate(&app, req.headers()).await?;
-    tracing::Span::current().record("tenant_id", caller.tenant.id.as_str());
-    let path = req.uri().path().to_string();
+/// The tenant's rate limit and monthly quota for one request (or one WebSocket message) on
+/// `path`: the bucket's decision (None when the limiter is unavailable: fail open), or the 429
+/// with its headers, audited and counted.
+pub async fn admit(
+    app: &App,
+    caller: &Caller,
+    path: &str,
+) -> Result<Option<crate::kv::TokenDecision>, ApiError> {
     let plan = app.cfg.limits_for(&caller.tenant);
     let now = app.clock.now();
     let bucket = app
@@ -288,11 +287,11 @@ pub async fn gate(
                 })
                 .inc();
             audit(
-                &app,
+                app,
                 &caller.tenant.id,
                 &caller.user_id,
                 "rate_limit_exceeded",
-                &path,
+                path,
                 "denied",
                 "",
             )
@@ -323,11 +322,11 @@ pub async fn gate(
             })
             .inc();
         audit(
-            &app,
+            app,
             &caller.tenant.id,
             &caller.user_id,
             "quota_exceeded",
-            &path,
+            path,
             "denied",
             "",
         )
@@ -342,6 +341,20 @@ pub async fn gate(
         .with_header("x-ratelimit-remaining", 0)
         .with_header("x-ratelimit-reset", retry));
     }
+    Ok(decision)
+}
+
+/// The middleware: authenticate, check tenancy, rate limit, quota; then meter successful requests.
+pub async fn gate(
+    State(app): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&app, req.headers()).await?;
+    tracing::Span::current().record("tenant_id", caller.tenant.id.as_str());
+    let path = req.uri().path().to_string();
+    let decision = admit(&app, &caller, &path).await?;
+    let plan = app.cfg.limits_for(&caller.tenant);
     // Concurrency: one slot per request in flight, shared by every instance through the Kv.
     let slot_key = format!("cc:{}", caller.tenant.id);
     let slot_ttl = Duration::milliseconds(app.cfg.run_budget.timeout_ms as i64 * 2);
@@ -404,15 +417,21 @@ pub async fn gate(
     // and no reader could see an exact count while the projector catches up.
     // Reading one's own usage or versions is bookkeeping, not use.
     if resp.status().is_success() && path != "/api/v1/usage" && path != "/api/v1/versions" {
-        app.publish(
-            &tenant,
-            "usage.metered",
-            None,
-            serde_json::json!({"requests": 1, "tokens": 0, "tool_calls": 0, "cost_usd": 0.0}),
-        )
-        .await;
+        meter_request(&app, &tenant).await;
     }
     Ok(resp)
+}
+
+/// Counts one served request (an HTTP request, or a WebSocket chat message) towards the tenant's
+/// usage.
+pub async fn meter_request(app: &App, tenant: &TenantId) {
+    app.publish(
+        tenant,
+        "usage.metered",
+        None,
+        serde_json::json!({"requests": 1, "tokens": 0, "tool_calls": 0, "cost_usd": 0.0}),
+    )
+    .await;
 }
 
 #[cfg(test)]

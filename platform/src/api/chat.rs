@@ -6,7 +6,7 @@ use super::dto::*;
 use super::error::{ApiError, Code};
 use super::extract::{Caller, StrictJson};
 use super::{guard, run_error, run_request, validate};
-use crate::app::AppState;
+use crate::app::{App, AppState};
 use crate::guard::{Verdict, REFUSAL};
 use crate::llm::Turn;
 use crate::router::Features;
@@ -39,6 +39,38 @@ pub async fn message(
     caller: Caller,
     StrictJson(req, _): StrictJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
+    let stream = req.options.as_ref().and_then(|o| o.stream).unwrap_or(false);
+    let response = turn(&app, &caller, req).await?;
+    if !stream {
+        return Ok(axum::Json(response).into_response());
+    }
+    let ChatReply {
+        message_id,
+        conversation_id,
+        ..
+    } = response.response;
+    let mut events: Vec<Result<SseEvent, Infallible>> = vec![Ok(SseEvent::default()
+        .event("message_start")
+        .data(json!({"message_id": message_id, "conversation_id": conversation_id}).to_string()))];
+    for piece in chunks(&response.response.content.text) {
+        events.push(Ok(SseEvent::default()
+            .event("message_chunk")
+            .data(json!({"text": piece}).to_string())));
+    }
+    events.push(Ok(SseEvent::default()
+        .event("message_complete")
+        .data(serde_json::to_string(&response).unwrap_or_default())));
+    Ok(Sse::new(futures::stream::iter(events)).into_response())
+}
+
+/// The pieces a streamed answer is sent in (SSE and WebSocket): word by word, spaces kept.
+pub fn chunks(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive(' ')
+}
+
+/// One chat turn for `caller`, whatever carries it (JSON, SSE, WebSocket): validation, the input
+/// guard, the run, the output guard, events and the channel's outbox.
+pub async fn turn(app: &App, caller: &Caller, req: ChatRequest) -> Result<ChatResponse, ApiError> {
     let max = app.cfg.limits.max_content_chars;
     validate::content("message.content", &req.message.content, max)?;
     validate::no_sensitive_numbers("message.content", &req.message.content)?;
@@ -133,8 +165,8 @@ pub async fn message(
     let response = if inbound.verdict.blocked {
         // A content attack: no run, no model call, no tool; the refusal, recorded.
         guard::record(
-            &app,
-            &caller,
+            app,
+            caller,
             "chat",
             &message_id.to_string(),
             &inbound.verdict,
@@ -156,7 +188,7 @@ pub async fn message(
     } else {
         app.publish(&caller.tenant.id, "agent.run.requested", None, json!({"message_id": message_id, "conversation_id": conversation_id, "workflow_id": workflow})).await;
         let mut rr = run_request(
-            &caller,
+            caller,
             &workflow,
             json!({"message": inbound.content, "conversation_id": conversation_id}),
             Default::default(),
@@ -185,8 +217,8 @@ pub async fn message(
         }
         let out = &outcome.output;
         let (text, answered) = guard::filter_answer(
-            &app,
-            &caller,
+            app,
+            caller,
             "chat_answer",
             &message_id.to_string(),
             out["text"].as_str().unwrap_or(""),
@@ -241,20 +273,5 @@ pub async fn message(
             })
             .await?;
     }
-    if !opts.stream.unwrap_or(false) {
-        return Ok(axum::Json(response).into_response());
-    }
-    let text = response.response.content.text.clone();
-    let mut events: Vec<Result<SseEvent, Infallible>> = vec![Ok(SseEvent::default()
-        .event("message_start")
-        .data(json!({"message_id": message_id, "conversation_id": conversation_id}).to_string()))];
-    for piece in text.split_inclusive(' ') {
-        events.push(Ok(SseEvent::default()
-            .event("message_chunk")
-            .data(json!({"text": piece}).to_string())));
-    }
-    events.push(Ok(SseEvent::default()
-        .event("message_complete")
-        .data(serde_json::to_string(&response).unwrap_or_default())));
-    Ok(Sse::new(futures::stream::iter(events)).into_response())
+    Ok(response)
 }

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod operator;
 pub mod orders;
 pub mod rag;
+pub mod realtime;
 pub mod support;
 pub mod system;
 pub mod validate;
@@ -61,6 +62,7 @@ pub fn router(app: AppState) -> Router {
             patch(rag::patch_document).get(rag::get_document),
         )
         .route("/api/v1/rag/reindex", post(rag::reindex))
+        .route("/ws/chat", get(realtime::chat))
         .route("/api/v1/rag/query", post(rag::query))
         .route("/api/v1/usage", get(admin::usage))
         .route("/api/v1/analytics/summary", get(admin::analytics))

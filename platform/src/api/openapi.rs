@@ -35,7 +35,7 @@ impl Modify for Security {
         super::orders::create, super::orders::get_order, super::orders::cancel, super::orders::products,
         super::support::lead, super::support::ticket,
         super::rag::create_document, super::rag::patch_document, super::rag::query,
-        super::rag::get_document, super::rag::list_documents, super::rag::reindex,
+        super::rag::get_document, super::rag::list_documents, super::rag::reindex, super::realtime::chat,
         super::admin::login, super::admin::usage, super::admin::analytics,
         super::support::get_lead, super::support::get_ticket, super::admin::outbox, super::admin::audit_log,
         super::operator::provision, super::operator::fault, super::operator::clock, super::operator::events,

@@ -1,9 +1,12 @@
-//! Metrics and logs. Metrics are Prometheus counters and histograms served at `/metrics`; logs are
-//! JSON lines from `tracing` (span fields and redaction grow in the observability issue).
+//! Metrics and logs. Metrics are Prometheus counters, gauges and histograms served at `/metrics`;
+//! logs are JSON lines from `tracing`, with the fields of the spans they are written in (spans carry
+//! ids and counts only: `http.request`, `workflow.run`, `tool.call`, `llm.complete`, `rag.search`,
+//! `ws.session`; redaction grows in the observability issue).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -81,6 +84,12 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// A kind of WebSocket frame received (`message`, `ping`, `typing`, `other`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
 /// A document level (`public` .. `restricted`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LevelLabels {
@@ -129,6 +138,14 @@ pub struct Metrics {
     /// Reindex passes over a tenant that failed (`rag_reindex_failures_total`): the tenant's stale
     /// entries stay stale (retrieval then checks each text itself) until a pass succeeds.
     pub rag_reindex_failures: Counter,
+    /// WebSocket sessions open now (`websocket_active_connections`) and ever opened
+    /// (`websocket_connections_total`).
+    pub websocket_active: Gauge,
+    pub websocket_connections: Counter,
+    /// Frames received, by kind (`websocket_messages_total`).
+    pub websocket_messages: Family<KindLabels, Counter>,
+    /// Frames a slow client missed (`websocket_backpressure_drops_total`).
+    pub websocket_drops: Counter,
 }
 
 impl Default for Metrics {
@@ -202,6 +219,30 @@ impl Default for Metrics {
             "Reindex passes over a tenant that failed",
             rag_reindex_failures.clone(),
         );
+        let websocket_active = Gauge::default();
+        let websocket_connections = Counter::default();
+        let websocket_messages = Family::<KindLabels, Counter>::default();
+        let websocket_drops = Counter::default();
+        registry.register(
+            "websocket_active_connections",
+            "WebSocket sessions open now",
+            websocket_active.clone(),
+        );
+        registry.register(
+            "websocket_connections",
+            "WebSocket sessions opened",
+            websocket_connections.clone(),
+        );
+        registry.register(
+            "websocket_messages",
+            "WebSocket frames received, by kind",
+            websocket_messages.clone(),
+        );
+        registry.register(
+            "websocket_backpressure_drops",
+            "WebSocket frames a slow client missed",
+            websocket_drops.clone(),
+        );
         registry.register("retry", "Extra attempts by upstream", retries.clone());
         registry.register(
             "timeout",
@@ -253,6 +294,10 @@ impl Default for Metrics {
             rag_queries,
             rag_reindexed,
             rag_reindex_failures,
+            websocket_active,
+            websocket_connections,
+            websocket_messages,
+            websocket_drops,
             registry,
             http_requests,
             http_duration,
