@@ -552,6 +552,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         update_golden: a.update_golden,
         golden_dir: golden_dir.clone(),
         workflows_dir: a.workflows.clone(),
+        latency_budgets: true,
     };
     println!(
         "harness: {} specs from {} in {} mode against {}, seed {}, {} jobs",

@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub golden_dir: PathBuf,
     /// The in-process platform loads its workflows from here instead of the embedded ones.
     pub workflows_dir: Option<PathBuf>,
+    /// Check `budget: {latency_ms}` (on by default). Off where the question is what the seed
+    /// decides, not how fast a loaded machine answers: the determinism test.
+    pub latency_budgets: bool,
 }
 
 /// The workspace's `golden/` directory.
@@ -67,6 +70,7 @@ impl RunConfig {
             update_golden: std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1"),
             golden_dir: default_golden_dir(),
             workflows_dir: None,
+            latency_budgets: true,
         }
     }
 
@@ -1761,7 +1765,12 @@ impl<'a> Scenario<'a> {
                 problems.push(m);
             }
         }
-        if let Some(ms) = e.budget.as_ref().and_then(|b| b.latency_ms) {
+        if let Some(ms) = e
+            .budget
+            .as_ref()
+            .and_then(|b| b.latency_ms)
+            .filter(|_| self.cfg.latency_budgets)
+        {
             let took = r.latency.as_millis() as u64;
             if took > ms {
                 problems.push(format!(

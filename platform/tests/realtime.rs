@@ -221,6 +221,38 @@ async fn a_client_slower_than_the_answer_loses_chunks_but_never_a_final_frame() 
 }
 
 #[tokio::test]
+async fn a_frame_over_the_limit_ends_the_session_and_the_server_goes_on() {
+    let mut cfg = test_config();
+    cfg.realtime.max_message_bytes = 64 * 1024;
+    let s = start_with(cfg).await;
+    let token = s.token("acme", "bob", "user");
+    let mut ws = connect(&s, &token).await;
+    next(&mut ws).await;
+    let big = format!(
+        "{{\"type\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(65 * 1024)
+    );
+    let _ = ws.send(Message::Text(big.into())).await;
+    // The session ends: the socket closes (or errors) instead of answering.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(t))) => assert!(!t.contains("pong"), "answered: {t}"),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the session was not ended");
+    // Another session is served as before.
+    let mut again = connect(&s, &token).await;
+    next(&mut again).await;
+    send(&mut again, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut again).await["type"], "pong");
+}
+
+#[tokio::test]
 async fn a_plain_get_is_told_to_upgrade_and_an_anonymous_one_is_refused() {
     let s = start().await;
     let r = s.get("/ws/chat", &s.token("acme", "bob", "user")).await;

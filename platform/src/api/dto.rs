@@ -338,6 +338,23 @@ pub struct DocumentList {
     pub documents: Vec<DocumentView>,
 }
 
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuery {
+    /// admin, user or guest; anything else is `INVALID_ROLE`.
+    pub role: String,
+}
+
+/// Whether a role may read a document now, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessView {
+    pub document_id: Uuid,
+    pub role: Role,
+    pub allowed: bool,
+    /// `access_granted`, `expired`, `insufficient_level` or `insufficient_roles`.
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ReindexRequest {

@@ -61,6 +61,10 @@ pub fn router(app: AppState) -> Router {
             "/api/v1/rag/documents/{document_id}",
             patch(rag::patch_document).get(rag::get_document),
         )
+        .route(
+            "/api/v1/rag/documents/{document_id}/access",
+            get(rag::document_access),
+        )
         .route("/api/v1/rag/reindex", post(rag::reindex))
         .route("/ws/chat", get(realtime::chat))
         .route("/api/v1/rag/query", post(rag::query))

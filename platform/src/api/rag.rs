@@ -177,6 +177,30 @@ pub async fn get_document(
     Ok(Json(view(&app, &d)))
 }
 
+#[utoipa::path(get, path = "/api/v1/rag/documents/{document_id}/access", params(("document_id" = String, Path), AccessQuery),
+    responses((status = 200, body = AccessView), (status = 400, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)),
+    security(("bearer" = []), ("api_key" = [])))]
+/// Explains retrieval's decision for one document and role (RAG-16's reason codes). Another
+/// tenant's document is a 404, as everywhere: saying it exists would leak across tenants.
+pub async fn document_access(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    q: Result<Query<AccessQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AccessView>, ApiError> {
+    require_role(&app, &caller, &[Role::Admin], "document administration").await?;
+    let Query(q) = q.map_err(|e| ApiError::new(Code::ValidationError, e.body_text()))?;
+    let role = Role::parse(&q.role).map_err(|e| ApiError::new(Code::InvalidRole, e.to_string()))?;
+    let d = stored(&app, &caller, &id).await?;
+    let (allowed, reason) = d.access(role, app.clock.now());
+    Ok(Json(AccessView {
+        document_id: d.document_id,
+        role,
+        allowed,
+        reason: reason.into(),
+    }))
+}
+
 #[utoipa::path(get, path = "/api/v1/rag/documents", params(DocumentsQuery),
     responses((status = 200, body = DocumentList), (status = 403, body = super::error::ErrorEnvelope)),
     security(("bearer" = []), ("api_key" = [])))]

@@ -143,6 +143,34 @@ pub async fn documents_are_filtered_in_the_query(store: &dyn Store) {
     let ids: Vec<u128> = all.iter().map(|d| d.document_id.as_u128()).collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 10, 11]);
     assert!(store.documents(&tenant("globex")).await.unwrap().is_empty());
+    // The store's filter and `Document::access` (which explains it) give the same answers.
+    for role in [Role::Admin, Role::User, Role::Guest] {
+        let visible: Vec<Uuid> = store
+            .visible_documents(&tenant("acme"), role, now)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.document_id)
+            .collect();
+        let by_rule: Vec<Uuid> = all
+            .iter()
+            .filter(|d| d.access(role, now).0)
+            .map(|d| d.document_id)
+            .collect();
+        assert_eq!(visible.len(), by_rule.len(), "{role:?}");
+        assert!(by_rule.iter().all(|id| visible.contains(id)), "{role:?}");
+    }
+    let reason = |id: u128, role| {
+        all.iter()
+            .find(|d| d.document_id.as_u128() == id)
+            .unwrap()
+            .access(role, now)
+            .1
+    };
+    assert_eq!(reason(4, Role::User), "insufficient_level");
+    assert_eq!(reason(10, Role::User), "insufficient_roles");
+    assert_eq!(reason(11, Role::Admin), "expired");
+    assert_eq!(reason(10, Role::Admin), "access_granted");
     // Fields added to the body later read back as written (the body is the row's JSON).
     let mut v2 = all[0].clone();
     v2.version = 2;

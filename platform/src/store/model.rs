@@ -174,9 +174,22 @@ impl Document {
     /// The permission rule of DESIGN.md: level within the role's bound, role list (if any) names the
     /// role, and not expired.
     pub fn visible_to(&self, role: Role, now: DateTime<Utc>) -> bool {
-        self.level <= role.max_level()
-            && self.roles.as_ref().is_none_or(|r| r.contains(&role))
-            && self.expires_at.is_none_or(|t| t > now)
+        self.access(role, now).0
+    }
+
+    /// The same rule with its reason: `access_granted`, or the first check that refuses
+    /// (`expired`, `insufficient_level`, `insufficient_roles`). The Postgres store runs this rule
+    /// in its query; the store contract holds the two to the same answers.
+    pub fn access(&self, role: Role, now: DateTime<Utc>) -> (bool, &'static str) {
+        if self.expires_at.is_some_and(|t| t <= now) {
+            (false, "expired")
+        } else if self.level > role.max_level() {
+            (false, "insufficient_level")
+        } else if self.roles.as_ref().is_some_and(|r| !r.contains(&role)) {
+            (false, "insufficient_roles")
+        } else {
+            (true, "access_granted")
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | not JSON | `error {code: MALFORMED_JSON, message: "Invalid JSON format"}` |
 //! | another `type` | `error {code: VALIDATION_ERROR, message: "Unknown message type"}` |
 //!
-//! Frames over `max_message_bytes` close the connection (1009). The server pings every
+//! A frame over `max_message_bytes` ends the session (the socket is closed). The server pings every
 //! `heartbeat_ms`; a client silent for two heartbeats is closed. Each session's outgoing queue is
 //! bounded (`outbound.rs`): a slow client loses answer chunks, never a turn's final frame.
 
