@@ -170,10 +170,7 @@ fn error_frame(e: ApiError, request_id: &str, message_id: Option<&str>) -> Strin
 
 /// Queues a frame and counts what the bound dropped.
 fn send(app: &App, out: &Outbound, f: Frame) {
-    let dropped = out.push(f);
-    if dropped > 0 {
-        app.metrics.websocket_drops.inc_by(dropped);
-    }
+    app.metrics.websocket_drops.inc_by(out.push(f));
 }
 
 async fn session(app: AppState, caller: Caller, socket: WebSocket) {
@@ -302,9 +299,7 @@ fn on_text(
             let dropped =
                 app.sessions
                     .broadcast(&caller.tenant.id, session_id, &notice.to_string());
-            if dropped > 0 {
-                app.metrics.websocket_drops.inc_by(dropped);
-            }
+            app.metrics.websocket_drops.inc_by(dropped);
         }
         "message" => {
             let client_id = v["message_id"].as_str().map(str::to_string);
@@ -394,9 +389,7 @@ async fn chat_turn(
         let dropped = out
             .push_within(Frame::droppable(chunk.to_string()), patience)
             .await;
-        if dropped > 0 {
-            app.metrics.websocket_drops.inc_by(dropped);
-        }
+        app.metrics.websocket_drops.inc_by(dropped);
     }
     send(
         app,
