@@ -137,18 +137,27 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The envelope's body for this error (an HTTP response, or a WebSocket error frame).
+    pub fn into_body(self, request_id: String) -> ErrorBody {
+        ErrorBody {
+            code: self.code,
+            message: self.message,
+            details: self.details,
+            request_id,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        let status = self.code.status();
+        let headers = std::mem::take(&mut self.headers);
         let body = ErrorEnvelope {
-            error: ErrorBody {
-                code: self.code,
-                message: self.message,
-                details: self.details,
-                request_id: current_request_id(),
-            },
+            error: self.into_body(current_request_id()),
         };
-        let mut resp = (self.code.status(), axum::Json(body)).into_response();
-        for (k, v) in self.headers {
+        let mut resp = (status, axum::Json(body)).into_response();
+        for (k, v) in headers {
             resp.headers_mut().insert(k, v);
         }
         resp

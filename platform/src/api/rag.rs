@@ -95,9 +95,9 @@ pub async fn create_document(
             index: None,
         };
         // Without a level the tagger's is taken; the entry's time to live follows the level.
-        let level = req.level.unwrap_or_else(|| {
-            crate::rag::index::tag(&format!("{}\n{}", d.title, d.content)).level
-        });
+        let level = req
+            .level
+            .unwrap_or_else(|| crate::rag::index::tag(&d.text()).level);
         let d = indexed(&app, Document { level, ..d });
         app.store.put_document(&d).await?;
         app.publish(

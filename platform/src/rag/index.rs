@@ -128,7 +128,7 @@ pub fn entry(
     ttl: &ReindexTtl,
     now: DateTime<Utc>,
 ) -> IndexEntry {
-    let text = format!("{}\n{}", doc.title, doc.content);
+    let text = doc.text();
     IndexEntry {
         indexed_at: now,
         reindex_due_at: now + ttl.of(doc.level),
@@ -149,7 +149,7 @@ pub fn is_fresh(doc: &Document, rules: &str, now: DateTime<Utc>) -> bool {
 pub fn withheld(doc: &Document, guard: &GuardConfig, rules: &str, now: DateTime<Utc>) -> bool {
     match &doc.index {
         Some(e) if is_fresh(doc, rules, now) => e.withheld,
-        _ => carries_instructions(guard, &format!("{}\n{}", doc.title, doc.content)),
+        _ => carries_instructions(guard, &doc.text()),
     }
 }
 

@@ -171,6 +171,11 @@ fn first_version() -> u32 {
 }
 
 impl Document {
+    /// The text the guard and the sensitivity tagger read: title, then content.
+    pub fn text(&self) -> String {
+        format!("{}\n{}", self.title, self.content)
+    }
+
     /// The permission rule of DESIGN.md: level within the role's bound, role list (if any) names the
     /// role, and not expired.
     pub fn visible_to(&self, role: Role, now: DateTime<Utc>) -> bool {

@@ -18,7 +18,7 @@
 pub mod outbound;
 
 use super::dto::{ChatContext, ChatMessage, ChatOptions, ChatRequest};
-use super::error::{ApiError, Code, ErrorBody};
+use super::error::{ApiError, Code};
 use super::extract::Caller;
 use crate::app::{App, AppState};
 use crate::domain::TenantId;
@@ -159,12 +159,7 @@ fn now_text(app: &App) -> String {
 }
 
 fn error_frame(e: ApiError, request_id: &str, message_id: Option<&str>) -> String {
-    let body = ErrorBody {
-        code: e.code,
-        message: e.message,
-        details: e.details,
-        request_id: request_id.to_string(),
-    };
+    let body = e.into_body(request_id.to_string());
     json!({"type": "error", "message_id": message_id, "error": body}).to_string()
 }
 
