@@ -40,7 +40,7 @@ pub struct FixtureTenant {
 pub const FIXTURES: &[(&str, &str)] = &[
     ("acme", "tenant `acme` (pro): alice admin, bob and dave users, gina guest, `admin` and `agent` (user) API keys; widgets, gadgets, a licence and a premium bundle; ORD-1001 shipped, ORD-1002 processing; FAQ and documents at every level; leads"),
     ("globex", "tenant `globex` (free): gus user, gail admin; anvils; ORD-2001; documents at every level"),
-    ("quota-3", "tenant `tiny` (free) whose contract allows 3 requests a month: tom user, tess admin"),
+    ("quota-3", "tenant `tiny` (free) whose contract allows 3 requests a month: tom user, tess admin, API key admin"),
     ("rate-3", "tenant `limited` (free) whose contract allows 3 requests per 10 s window, one at a time: lena user, lars admin"),
     ("locked", "tenant `locked` (pro) that may use only kb.search and order.lookup (a tool allow-list): lou user, lana admin; SKU-WIDGET; ORD-3001"),
 ];
@@ -322,6 +322,7 @@ fn quota3(seed: u64, slug: &str) -> FixtureTenant {
     let mut b = Builder::new("tiny", slug, seed);
     b.user("tom", "user");
     b.user("tess", "admin");
+    b.api_key("admin", "admin");
     let limits = json!({"requests_per_window": 100, "window_secs": 60, "monthly_requests": 3, "monthly_tokens": 100_000});
     b.finish("Tiny Shop", "free", limits, json!([]), json!([]), vec![])
 }

@@ -134,6 +134,25 @@ struct ListArgs {
     write: Option<PathBuf>,
 }
 
+/// The flags of `harness run` that a `reproduce:` line must repeat besides mode, selection, seed
+/// and target: where the specs, golden files and workflows came from, and the determinism check.
+fn run_flags(scenarios: &Path, a: &RunArgs) -> Vec<String> {
+    let mut out = vec![];
+    if scenarios != scenarios_dir(None) {
+        out.push(format!("--scenarios {}", scenarios.display()));
+    }
+    if let Some(g) = &a.golden {
+        out.push(format!("--golden {}", g.display()));
+    }
+    if let Some(w) = &a.workflows {
+        out.push(format!("--workflows {}", w.display()));
+    }
+    if a.check_determinism {
+        out.push("--check-determinism".into());
+    }
+    out
+}
+
 fn scenarios_dir(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
         let here = PathBuf::from("scenarios");
@@ -472,6 +491,7 @@ fn list(dir: &Path, a: ListArgs) -> ExitCode {
 }
 
 fn run(dir: &Path, a: RunArgs) -> ExitCode {
+    let flags = run_flags(dir, &a);
     let Some(mode) = Mode::parse(&a.mode) else {
         eprintln!("unknown mode `{}`: use mock, golden or live_smoke", a.mode);
         return ExitCode::from(2);
@@ -552,7 +572,9 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         update_golden: a.update_golden,
         golden_dir: golden_dir.clone(),
         workflows_dir: a.workflows.clone(),
-        latency_budgets: true,
+        // Wall time is not what a seed decides: the determinism check compares what it does.
+        latency_budgets: !a.check_determinism,
+        flags,
     };
     println!(
         "harness: {} specs from {} in {} mode against {}, seed {}, {} jobs",
@@ -618,12 +640,10 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
                     step: "determinism".into(),
                     message: why,
                     seed: cfg.seed,
-                    reproduce: format!(
-                        "cargo run -p harness -- run --mode {} --only {} --seed {} --check-determinism",
-                        mode.as_str(),
-                        o.id,
-                        cfg.seed
-                    ),
+                    reproduce: specs
+                        .iter()
+                        .find(|s| s.id == o.id)
+                        .map_or_else(String::new, |s| cfg.reproduce(s)),
                 });
             }
         }

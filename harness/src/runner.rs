@@ -5,7 +5,7 @@
 
 use crate::drive::events::{Cursor, EventFeed};
 use crate::drive::{self, Request, Response};
-use crate::expect::{self, matcher::Matcher, path::Path};
+use crate::expect::{self, matcher::Matcher, metrics, path::Path};
 use crate::fixture::{self, FixtureTenant};
 use crate::oracle;
 use crate::record::episode::{self, Episode, TenantRecord};
@@ -44,6 +44,10 @@ pub struct RunConfig {
     /// Check `budget: {latency_ms}` (on by default). Off where the question is what the seed
     /// decides, not how fast a loaded machine answers: the determinism test.
     pub latency_budgets: bool,
+    /// The command-line flags that shaped the run besides mode, selection, seed and target
+    /// (`--scenarios DIR`, `--golden DIR`, `--workflows DIR`, `--check-determinism`): every
+    /// `reproduce:` line repeats them, so that it reruns the same thing.
+    pub flags: Vec<String>,
 }
 
 /// The workspace's `golden/` directory.
@@ -71,6 +75,7 @@ impl RunConfig {
             golden_dir: default_golden_dir(),
             workflows_dir: None,
             latency_budgets: true,
+            flags: vec![],
         }
     }
 
@@ -80,8 +85,9 @@ impl RunConfig {
             TargetSpec::Mock | TargetSpec::Golden(_) => String::new(),
             TargetSpec::Remote { url, .. } => format!(" --target {url}"),
         };
+        let flags: String = self.flags.iter().map(|f| format!(" {f}")).collect();
         format!(
-            "cargo run -p harness -- run --mode {} --only {} --seed {}{target}",
+            "cargo run -p harness -- run --mode {} --only {} --seed {}{target}{flags}",
             self.mode.as_str(),
             spec.id,
             self.seed
@@ -843,7 +849,72 @@ impl<'a> Scenario<'a> {
         })
     }
 
+    /// Runs one step; with `expect.metrics`, `/metrics` is scraped before it (for deltas) and
+    /// checked after it.
     async fn step(&mut self, n: usize, step: &Step) -> Result<(), String> {
+        let items = &step.expect.metrics;
+        let before = if items.iter().any(|i| i.delta.is_some()) {
+            Some(self.scrape().await?)
+        } else {
+            None
+        };
+        self.action(n, step).await?;
+        if items.is_empty() {
+            Ok(())
+        } else {
+            self.check_metrics(items, before.as_ref()).await
+        }
+    }
+
+    /// The target's `/metrics`, parsed.
+    async fn scrape(&self) -> Result<metrics::Scrape, String> {
+        let url = format!("{}/metrics", self.target.base_url);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET /metrics: {e}"))?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
+        if status != 200 {
+            return Err(format!("GET /metrics answered {status}: {text}"));
+        }
+        metrics::Scrape::parse(&text).map_err(|e| e.to_string())
+    }
+
+    /// Checks a step's `metrics:` items, scraping again until they hold or the events timeout
+    /// passes (counters of background work, like events, arrive a little after the answer).
+    async fn check_metrics(
+        &self,
+        items: &[metrics::MetricExpect],
+        before: Option<&metrics::Scrape>,
+    ) -> Result<(), String> {
+        let items: Vec<metrics::MetricExpect> = items
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                i.value = i.value.as_ref().map(|v| self.interp(v)).transpose()?;
+                i.delta = i.delta.as_ref().map(|v| self.interp(v)).transpose()?;
+                Ok(i)
+            })
+            .collect::<Result<_, String>>()?;
+        let deadline = Instant::now() + self.cfg.events_timeout;
+        loop {
+            let after = self.scrape().await?;
+            let problems = metrics::check(&items, before, &after).map_err(|e| e.to_string())?;
+            if problems.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(problems.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the step's one action and checks its expectations (all but `metrics`).
+    async fn action(&mut self, n: usize, step: &Step) -> Result<(), String> {
         if let Some(f) = &step.fault {
             return self.fault(step, f).await;
         }
@@ -1450,6 +1521,7 @@ impl<'a> Scenario<'a> {
 
     fn capture(&mut self, step: &Step, resp: &Response) -> Result<(), String> {
         for (name, p) in &step.capture {
+            let p = &self.interp_str(p)?;
             let path = Path::parse(p)?;
             let v = path
                 .get(&resp.json)
@@ -1902,6 +1974,8 @@ fn check_paths(
     problems: &mut Vec<String>,
 ) -> Result<(), String> {
     for (p, m) in map {
+        // Keys are interpolated too: `products[sku=${sku}].stock`.
+        let p = &sc.interp_str(p)?;
         let path = Path::parse(p)?;
         let expected = sc.interp(m)?;
         let matcher = Matcher::compile(&expected)?;
@@ -1922,7 +1996,7 @@ fn check_paths(
 
 /// Merges `over` into `base`: objects key by key, anything else replaced. Request bodies over
 /// generated ones, a spec's `platform:` overlay over the target's configuration.
-pub(crate) fn deep_merge(base: &mut Value, over: Value) {
+pub fn deep_merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {

@@ -70,6 +70,10 @@ pub struct Config {
     pub backends: BackendsConfig,
     /// Redelivery policy of the durable event consumers (metering, analytics).
     pub delivery: crate::bus::DeliveryConfig,
+    /// Defects planted on purpose (`planted.rs`): only in builds with the `planted-defects`
+    /// feature, which the test builds turn on.
+    #[cfg(feature = "planted-defects")]
+    pub planted: crate::planted::PlantedDefects,
 }
 
 /// Which backend serves each port. The embedded ones need nothing; each real one needs its URL.
@@ -320,6 +324,8 @@ impl Default for Config {
             production: false,
             backends: BackendsConfig::default(),
             delivery: crate::bus::DeliveryConfig::default(),
+            #[cfg(feature = "planted-defects")]
+            planted: Default::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod kv;
 pub mod llm;
 pub mod metering;
 pub mod orchestrator;
+pub mod planted;
 pub mod rag;
 pub mod resilience;
 pub mod router;

@@ -2,6 +2,10 @@
 //! marker (`#uuid`, `#number`, ...); a map names one or more matchers, all of which must hold:
 //! `{contains: x}`, `{regex: r}`, `{one_of: [..]}`, `{absent: true}`, `{len: n}`, `{each: m}`,
 //! `{gt: n}`, `{gte: n}`, `{lt: n}`, `{lte: n}`, `{not: m}`, `{equals: v}`, `{not_contains: x}`.
+//!
+//! No matcher holds vacuously: `each` fails on an empty list unless the same map says
+//! `allow_empty: true`, and `not` fails on a missing value unless it says `absent_ok: true`, so that
+//! a field the platform stopped sending, or a list it stopped filling, is a failure and not a pass.
 
 use regex::Regex;
 use serde_json::Value;
@@ -23,6 +27,8 @@ pub const WORDS: &[&str] = &[
     "lte",
     "not",
     "all_of",
+    "allow_empty",
+    "absent_ok",
 ];
 
 /// The type markers (listed in errors).
@@ -52,9 +58,17 @@ pub enum Matcher {
     Absent,
     Present,
     Len(Box<Matcher>),
-    Each(Box<Matcher>),
+    /// Every element matches; an empty list fails unless `allow_empty`.
+    Each {
+        each: Box<Matcher>,
+        allow_empty: bool,
+    },
     Cmp(&'static str, f64),
-    Not(Box<Matcher>),
+    /// The value exists and does not match; a missing value fails unless `absent_ok`.
+    Not {
+        not: Box<Matcher>,
+        absent_ok: bool,
+    },
     Type(&'static str),
     All(Vec<Matcher>),
 }
@@ -79,9 +93,32 @@ impl Matcher {
                         "an empty matcher map; write `{equals: {}}` for an empty object".into(),
                     );
                 }
+                let flag = |name: &str, with: &str| -> Result<bool, String> {
+                    match map.get(name) {
+                        None => Ok(false),
+                        Some(_) if !map.contains_key(with) => Err(format!(
+                            "`{name}` qualifies `{with}` and needs it in the same map"
+                        )),
+                        Some(Value::Bool(b)) => Ok(*b),
+                        Some(other) => Err(format!("`{name}` needs true or false, got {other}")),
+                    }
+                };
+                let allow_empty = flag("allow_empty", "each")?;
+                let absent_ok = flag("absent_ok", "not")?;
                 let mut all = vec![];
                 for (k, arg) in map {
-                    all.push(Self::word(k, arg)?);
+                    all.push(match k.as_str() {
+                        "allow_empty" | "absent_ok" => continue,
+                        "each" => Matcher::Each {
+                            each: Box::new(Self::compile(arg)?),
+                            allow_empty,
+                        },
+                        "not" => Matcher::Not {
+                            not: Box::new(Self::compile(arg)?),
+                            absent_ok,
+                        },
+                        _ => Self::word(k, arg)?,
+                    });
                 }
                 Ok(if all.len() == 1 {
                     all.remove(0)
@@ -124,8 +161,14 @@ impl Matcher {
                 }
             }
             "len" => Matcher::Len(Box::new(Self::compile(arg)?)),
-            "each" => Matcher::Each(Box::new(Self::compile(arg)?)),
-            "not" => Matcher::Not(Box::new(Self::compile(arg)?)),
+            "each" => Matcher::Each {
+                each: Box::new(Self::compile(arg)?),
+                allow_empty: false,
+            },
+            "not" => Matcher::Not {
+                not: Box::new(Self::compile(arg)?),
+                absent_ok: false,
+            },
             "all_of" => Matcher::All(
                 arg.as_array()
                     .ok_or_else(|| format!("`all_of` needs a list of matchers, got {arg}"))?
@@ -161,9 +204,16 @@ impl Matcher {
             },
             Matcher::Type("#absent") => Matcher::Absent.check(actual),
             Matcher::Type("#present") => Matcher::Present.check(actual),
-            Matcher::Not(m) => match m.check(actual) {
-                Ok(()) => fail(format!("not ({m:?})")),
-                Err(_) => Ok(()),
+            Matcher::Not { not, absent_ok } => match actual {
+                None if *absent_ok => Ok(()),
+                None => fail(format!(
+                    "a value that is not {} (write `absent_ok: true` beside `not` if a missing value may pass)",
+                    not.describe()
+                )),
+                Some(_) => match not.check(actual) {
+                    Ok(()) => fail(format!("not {}", not.describe())),
+                    Err(_) => Ok(()),
+                },
             },
             Matcher::All(ms) => ms.iter().try_for_each(|m| m.check(actual)),
             _ => {
@@ -198,9 +248,9 @@ impl Matcher {
                 };
                 m.check(Some(&Value::from(n))).is_ok()
             }
-            Matcher::Each(m) => v
-                .as_array()
-                .is_some_and(|a| a.iter().all(|e| m.check(Some(e)).is_ok())),
+            Matcher::Each { each, allow_empty } => v.as_array().is_some_and(|a| {
+                (*allow_empty || !a.is_empty()) && a.iter().all(|e| each.check(Some(e)).is_ok())
+            }),
             Matcher::Cmp(op, n) => v.as_f64().is_some_and(|x| match *op {
                 "gt" => x > *n,
                 "gte" => x >= *n,
@@ -208,7 +258,7 @@ impl Matcher {
                 _ => x <= *n,
             }),
             Matcher::Type(t) => type_holds(t, v),
-            Matcher::Absent | Matcher::Present | Matcher::Not(_) | Matcher::All(_) => {
+            Matcher::Absent | Matcher::Present | Matcher::Not { .. } | Matcher::All(_) => {
                 self.check(Some(v)).is_ok()
             }
         }
@@ -222,12 +272,16 @@ impl Matcher {
             Matcher::Regex(r) => format!("a match of /{}/", r.as_str()),
             Matcher::OneOf(o) => format!("one of {}", short(&Value::Array(o.clone()))),
             Matcher::Len(m) => format!("a length that is {}", m.describe()),
-            Matcher::Each(m) => format!("a list whose every element is {}", m.describe()),
+            Matcher::Each { each, allow_empty } => format!(
+                "a {}list whose every element is {}",
+                if *allow_empty { "" } else { "non-empty " },
+                each.describe()
+            ),
             Matcher::Cmp(op, n) => format!("a number {op} {n}"),
             Matcher::Type(t) => format!("a value of type {t}"),
             Matcher::Absent => "absent".into(),
             Matcher::Present => "present".into(),
-            Matcher::Not(m) => format!("not {}", m.describe()),
+            Matcher::Not { not, .. } => format!("not {}", not.describe()),
             Matcher::All(ms) => ms
                 .iter()
                 .map(Matcher::describe)
@@ -356,6 +410,32 @@ mod tests {
             let e = c.check(Some(&bad)).unwrap_err();
             assert!(e.contains("expected"), "{matcher} on {bad}: {e}");
         }
+    }
+
+    /// Planted defects: a list the platform stopped filling and a field it stopped sending must
+    /// fail `each` and `not`, which used to pass on them.
+    #[test]
+    fn each_and_not_never_hold_vacuously() {
+        let each = m(json!({"each": {"one_of": [1, 2]}}));
+        let e = each.check(Some(&json!([]))).unwrap_err();
+        assert!(e.contains("non-empty list"), "{e}");
+        assert!(each.check(None).is_err());
+        let lenient = m(json!({"each": {"one_of": [1, 2]}, "allow_empty": true}));
+        assert!(lenient.check(Some(&json!([]))).is_ok());
+        assert!(lenient.check(Some(&json!([3]))).is_err());
+
+        let not = m(json!({"not": "x"}));
+        let e = not.check(None).unwrap_err();
+        assert!(e.contains("absent_ok"), "{e}");
+        assert!(not.check(Some(&json!(null))).is_ok(), "null is a value");
+        let lenient = m(json!({"not": "x", "absent_ok": true}));
+        assert!(lenient.check(None).is_ok());
+        assert!(lenient.check(Some(&json!("x"))).is_err());
+
+        let e = Matcher::compile(&json!({"allow_empty": true})).unwrap_err();
+        assert!(e.contains("needs it in the same map"), "{e}");
+        let e = Matcher::compile(&json!({"not": 1, "absent_ok": "yes"})).unwrap_err();
+        assert!(e.contains("true or false"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! The assertion language of specs: JSON paths ([`path`]) and matchers ([`matcher`]), and the JSON
+//! The assertion language of specs: JSON paths ([`path`]), matchers ([`matcher`]), metric
+//! expectations over `/metrics` ([`metrics`]), and the JSON
 //! diff shown when a structured value differs.
 
 pub mod matcher;
+pub mod metrics;
 pub mod path;
 
 use serde_json::Value;

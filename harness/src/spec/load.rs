@@ -87,7 +87,11 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
     };
     let yaml_error = |e: serde_norway::Error| {
         let line = e.location().map_or(1, |l| l.line().max(1));
-        vec![err(line, explain(&e.to_string()))]
+        let mut message = explain(&e.to_string());
+        if let Some(hint) = text.lines().nth(line - 1).and_then(flow_key_hint) {
+            message.push_str(&hint);
+        }
+        vec![err(line, message)]
     };
     // A generic parse first: it refuses duplicate keys, which a typed map would silently collapse
     // (two matchers on one path must be written as one map: `{each: ..., contains: ...}`).
@@ -255,13 +259,31 @@ fn validate_step(
                 ]
                 .contains(a)
             });
-            if !request || sub.wait_until.is_some() || !sub.capture.is_empty() || sub.background {
+            if !request
+                || sub.wait_until.is_some()
+                || !sub.capture.is_empty()
+                || sub.background
+                || !sub.expect.metrics.is_empty()
+            {
                 errors.push(err(
                     at("concurrently"),
-                    "each request of `concurrently` is a chat, sse_chat, get, post, put, patch, delete or workflow without wait_until, capture or background".into(),
+                    "each request of `concurrently` is a chat, sse_chat, get, post, put, patch, delete or workflow without wait_until, capture, background or expect.metrics (put `metrics:` on the `concurrently` step itself)".into(),
                 ));
             }
         }
+    }
+    // `wait_until` sends its request again and again until the expectations hold: a request that
+    // changes state (an order, a chat turn, a metered call) would be counted once per attempt, so
+    // that "the 4th is refused" passed with any number of extra requests let through. Only a GET
+    // polls; the state-changing step comes after it, sent once.
+    if step.wait_until.is_some() && actions.iter().any(|a| *a != "get") {
+        errors.push(err(
+            at("wait_until"),
+            format!(
+                "`wait_until` re-sends its request until the expectations hold, so it polls only a `get` (found {}); poll the state you wait for in a `get` step of its own (e.g. GET /api/v1/usage until `requests: 3`), then send this step once without `wait_until`",
+                actions.join(", ")
+            ),
+        ));
     }
     if step.background {
         let e = &step.expect;
@@ -272,7 +294,8 @@ fn validate_step(
             || e.golden.is_some()
             || !step.capture.is_empty()
             || step.wait_until.is_some()
-            || step.parallel.is_some();
+            || step.parallel.is_some()
+            || !e.metrics.is_empty();
         let request = actions
             .iter()
             .all(|a| ["chat", "get", "post", "put", "patch", "delete", "workflow"].contains(a));
@@ -437,6 +460,21 @@ impl Step {
     }
 }
 
+/// A hint for a YAML error on a line where a flow map (`{...}`) holds an unquoted key with
+/// brackets (`{items[0].x: 1}`): in flow style `[` starts a list, so the YAML parser fails with a
+/// message about commas or duplicate entries that does not say what to do.
+fn flow_key_hint(line: &str) -> Option<String> {
+    static KEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = KEY.get_or_init(|| {
+        regex::Regex::new(r#"[{,]\s*([A-Za-z_$][\w.$-]*\[[^\]]*\][^:{},"']*):"#)
+            .expect("a valid pattern")
+    });
+    let key = re.captures(line)?.get(1)?.as_str();
+    Some(format!(
+        " (the key `{key}` has brackets inside a flow map `{{...}}`, where `[` starts a list: quote it, `\"{key}\": ...`, or write the map in block style, one `key: value` per line)"
+    ))
+}
+
 /// serde's messages, with the vocabulary it already lists made readable.
 fn explain(msg: &str) -> String {
     // serde_norway appends " at line L column C"; the location is already in front.
@@ -531,6 +569,40 @@ steps:
         );
         let e = one_error(&bad);
         assert!(e.message.contains("each request of `concurrently`"), "{e}");
+    }
+
+    #[test]
+    fn a_bracketed_key_in_a_flow_map_gets_told_to_quote_it_or_use_block_style() {
+        let text = GOOD.replace(
+            "        response.metadata.tier_used: SLM_A\n",
+            "        response.metadata.tier_used: SLM_A\n      run: {steps[0].tool: kb.search}\n",
+        );
+        let e = one_error(&text);
+        assert!(
+            e.message
+                .contains("the key `steps[0].tool` has brackets inside a flow map")
+                && e.message.contains("block style"),
+            "{e}"
+        );
+        let quoted = GOOD.replace(
+            "        response.metadata.tier_used: SLM_A\n",
+            "        response.metadata.tier_used: SLM_A\n      run: {\"steps[0].tool\": kb.search}\n",
+        );
+        assert!(load(&quoted).is_ok(), "{:?}", load(&quoted).err());
+    }
+
+    #[test]
+    fn wait_until_polls_only_a_get() {
+        let head = &GOOD[..GOOD.find("steps:").unwrap_or(0)];
+        let e = one_error(&format!(
+            "{head}steps:\n  - post: /api/v1/orders\n    wait_until: {{timeout_ms: 100}}\n"
+        ));
+        assert!(e.message.contains("polls only a `get`"), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+        assert!(load(&format!(
+            "{head}steps:\n  - get: /api/v1/usage\n    wait_until: {{timeout_ms: 100}}\n"
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -349,6 +349,10 @@ pub struct Expect {
     /// require it to agree with the stored run (`GET /api/v1/runs/{id}`).
     #[serde(default)]
     pub run_from_events: bool,
+    /// What the target's `/metrics` says after the step (and how it moved during it), parsed as
+    /// metric families: `[{name, labels, value, delta}]` (`expect::metrics`).
+    #[serde(default)]
+    pub metrics: Vec<crate::expect::metrics::MetricExpect>,
 }
 
 /// An event the bus must carry.

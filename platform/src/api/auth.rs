@@ -243,6 +243,14 @@ fn set_header(resp: &mut Response, name: &'static str, v: impl ToString) {
     }
 }
 
+/// Reading one's own usage or versions is bookkeeping, not use: it is never metered (otherwise
+/// every poll of `/api/v1/usage` would count itself, and no reader could see an exact count while
+/// the projector catches up) and never refused by the monthly quota (a tenant over its quota can
+/// still see why). The rate limit still applies.
+fn is_bookkeeping(path: &str) -> bool {
+    path == "/api/v1/usage" || path == "/api/v1/versions"
+}
+
 /// The tenant's rate limit and monthly quota for one request (or one WebSocket message) on
 /// `path`: the bucket's decision (None when the limiter is unavailable: fail open), or the 429
 /// with its headers, audited and counted.
@@ -313,7 +321,11 @@ pub async fn admit(
         .store
         .usage(&caller.tenant.id, &crate::metering::period_of(now))
         .await?;
-    if usage.requests >= plan.monthly_requests || usage.tokens >= plan.monthly_tokens {
+    // The comparison a quota spec must hold to account: one request more is a defect.
+    let allowed = plan
+        .monthly_requests
+        .saturating_add(crate::planted::quota_slack(&app.cfg));
+    if !is_bookkeeping(path) && (usage.requests >= allowed || usage.tokens >= plan.monthly_tokens) {
         app.metrics
             .rate_limited
             .get_or_create(&PlanLabels {
@@ -413,10 +425,7 @@ pub async fn gate(
         set_header(&mut resp, "x-ratelimit-remaining", d.remaining);
         set_header(&mut resp, "x-ratelimit-reset", d.reset_secs);
     }
-    // Reading the meter does not move it: otherwise every poll of /usage would count itself,
-    // and no reader could see an exact count while the projector catches up.
-    // Reading one's own usage or versions is bookkeeping, not use.
-    if resp.status().is_success() && path != "/api/v1/usage" && path != "/api/v1/versions" {
+    if resp.status().is_success() && !is_bookkeeping(&path) {
         meter_request(&app, &tenant).await;
     }
     Ok(resp)
