@@ -41,6 +41,7 @@ mod postgres_store {
         documents_are_filtered_in_the_query,
         usage_adds_up_per_tenant,
         the_outbox_keeps_queue_order,
+        the_delivery_queue_and_its_transitions,
         an_api_key_belongs_to_one_tenant,
         an_abandoned_run_is_claimed_once,
     );

@@ -209,6 +209,11 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
             skip = Some("its `platform:` configuration needs an in-process target".into());
         } else if spec.steps.iter().any(|s| s.restart.is_some()) {
             skip = Some("its `restart` step needs an in-process target".into());
+        } else if spec.steps.iter().any(|s| s.sink.is_some()) {
+            skip = Some(
+                "its `sink` step reads the harness's channel endpoint, which a deployment's channels do not deliver to"
+                    .into(),
+            );
         } else if spec
             .steps
             .iter()
@@ -596,6 +601,25 @@ impl<'a> Scenario<'a> {
                 content: &e.response,
             });
         }
+        // What the channels' endpoint received is seen by the tenant the platform addressed it to.
+        let received: Vec<(String, Value)> = self
+            .target
+            .sink
+            .as_ref()
+            .map(|s| s.received(&self.tenant_slugs()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (format!("sink {} ({})", r.channel, r.tenant), r.body))
+            .collect();
+        for (place, body) in &received {
+            if let Some(t) = body["tenant_id"].as_str() {
+                seen.push(oracle::Seen {
+                    tenant: t,
+                    place: place.clone(),
+                    content: body,
+                });
+            }
+        }
         let (events, _) = self.feed().since(Cursor::default()).await?;
         for ev in &events {
             if let Some(t) = ev["tenant_id"].as_str() {
@@ -927,6 +951,9 @@ impl<'a> Scenario<'a> {
         if let Some(w) = &step.ws {
             return self.ws(n, step, w).await;
         }
+        if let Some(s) = &step.sink {
+            return self.sink(n, step, s).await;
+        }
         if let Some(r) = &step.replay {
             let resp = self.replay(r).await?;
             // The transcript and failure messages keep the verdict: not the two whole episodes,
@@ -1092,6 +1119,52 @@ impl<'a> Scenario<'a> {
         if let Some(c) = cursor {
             self.check_events(step, &actor, c).await?;
         }
+        self.capture(step, &resp)
+    }
+
+    /// Runs a `sink` step: sets the sink's answer for the channel (with `answer`), then checks
+    /// what the channel's endpoint received, again every `interval_ms` until the expectations
+    /// hold when the step says `wait_until` (reading the sink changes nothing).
+    async fn sink(
+        &mut self,
+        n: usize,
+        step: &Step,
+        s: &crate::spec::SinkStep,
+    ) -> Result<(), String> {
+        let sink = self
+            .target
+            .sink
+            .as_ref()
+            .ok_or("a `sink` step needs an in-process target (MOCK or GOLDEN): a deployment's channels deliver to its own endpoints")?;
+        let tenants = self.tenant_slugs();
+        if let Some(status) = s.answer {
+            sink.answer(&tenants, s.channel.as_deref(), status);
+        }
+        let started = Instant::now();
+        let resp = loop {
+            let resp = Response {
+                status: 200,
+                headers: BTreeMap::new(),
+                json: sink.view(&tenants, s.channel.as_deref()),
+                latency: Duration::ZERO,
+            };
+            match self.check_response(step, &resp, &BTreeMap::new()).await {
+                Ok(()) => break resp,
+                Err(m) => match &step.wait_until {
+                    Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
+                        tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
+                    }
+                    _ => {
+                        self.transcript.push(sink_exchange(n, s, &resp));
+                        return Err(format!(
+                            "{m}\nthe sink received: {}",
+                            expect::matcher::short(&resp.json)
+                        ));
+                    }
+                },
+            }
+        };
+        self.transcript.push(sink_exchange(n, s, &resp));
         self.capture(step, &resp)
     }
 
@@ -1875,6 +1948,11 @@ impl<'a> Scenario<'a> {
         Ok(augment_run(r.json))
     }
 
+    /// The tenant ids this scenario provisioned.
+    fn tenant_slugs(&self) -> std::collections::BTreeSet<String> {
+        self.tenants.values().map(|t| t.slug.clone()).collect()
+    }
+
     /// The scenario's view of the bus: every tenant it provisioned.
     fn feed(&self) -> EventFeed {
         EventFeed {
@@ -2055,6 +2133,20 @@ pub fn augment_run(mut run: Value) -> Value {
     run
 }
 
+/// A `sink` step's transcript entry.
+fn sink_exchange(n: usize, s: &crate::spec::SinkStep, resp: &Response) -> Exchange {
+    Exchange {
+        step: n,
+        copy: 0,
+        request: format!("SINK {}", s.channel.as_deref().unwrap_or("*")),
+        body: None,
+        status: resp.status,
+        response: resp.json.clone(),
+        latency_ms: 0,
+        caller: None,
+    }
+}
+
 /// The response of a step that waited for an event: `{event}`, the envelope without what belongs
 /// to the transport (the subject's run prefix, the window's sequence number), so that transcripts
 /// and episodes do not depend on the services a run got.
@@ -2080,6 +2172,11 @@ fn step_label(i: usize, step: &Step) -> String {
         .or_else(|| step.workflow.as_ref().map(|w| format!("workflow {}", w.id)))
         .or_else(|| step.fault.as_ref().map(|f| format!("fault in {}", f.tool)))
         .or_else(|| step.advance_clock_ms.map(|ms| format!("clock +{ms} ms")))
+        .or_else(|| {
+            step.sink
+                .as_ref()
+                .map(|s| format!("sink {}", s.channel.as_deref().unwrap_or("*")))
+        })
         .or_else(|| step.get.as_ref().map(|p| format!("GET {p}")))
         .or_else(|| step.post.as_ref().map(|p| format!("POST {p}")))
         .or_else(|| step.put.as_ref().map(|p| format!("PUT {p}")))

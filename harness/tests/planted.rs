@@ -82,3 +82,18 @@ fn the_metrics_expectation_catches_one_retry_too_many() {
         "{why}"
     );
 }
+
+/// A status written without a delivery (what the chat handler used to do): the outbox says `sent`,
+/// but the channel's endpoint received nothing, and the spec reads the endpoint.
+#[test]
+fn the_sink_catches_a_sent_status_without_a_delivery() {
+    let plant = json!({"planted": {"outbox_sent_without_delivery": true}});
+    let why = failure(
+        &run(spec("e2e", "E2E-05"), plant),
+        "outbox_sent_without_delivery",
+    );
+    assert!(
+        why.contains("the Messenger endpoint received it") && why.contains("delivered"),
+        "{why}"
+    );
+}

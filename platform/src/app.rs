@@ -189,6 +189,25 @@ impl App {
             std::time::Duration::from_millis(cfg.idempotency_wait_ms),
         );
         let faults = Arc::new(crate::faults::Faults::default());
+        // The outbox dispatcher polls the database in the background: through a breaker of its
+        // own (the same faults apply), so that its polling never opens the API's.
+        let dispatcher = crate::channels::Dispatcher::new(
+            Arc::new(crate::store::guarded::GuardedStore::new(
+                b.store.clone(),
+                resilience.upstream(
+                    "database:dispatcher",
+                    crate::resilience::Kind::Database,
+                    None,
+                ),
+                faults.clone(),
+                b.clock.clone(),
+            )),
+            resilience.clone(),
+            metrics.clone(),
+            b.clock.clone(),
+            cfg.channels.clone(),
+            crate::planted::skip_delivery(&cfg),
+        );
         // Every database call goes through the `database` upstream from here on.
         let b = Backends {
             store: Arc::new(crate::store::guarded::GuardedStore::new(
@@ -289,7 +308,7 @@ impl App {
                 events,
                 idempotency,
                 sessions: Default::default(),
-                tasks: vec![projector, recovery, reindex],
+                tasks: vec![projector, recovery, reindex, dispatcher.spawn()],
             }
         }))
     }

@@ -70,6 +70,8 @@ pub struct Config {
     pub backends: BackendsConfig,
     /// Redelivery policy of the durable event consumers (metering, analytics).
     pub delivery: crate::bus::DeliveryConfig,
+    /// Where the outbox dispatcher delivers each channel's messages, and its pace.
+    pub channels: crate::channels::ChannelsConfig,
     /// Defects planted on purpose (`planted.rs`): only in builds with the `planted-defects`
     /// feature, which the test builds turn on.
     #[cfg(feature = "planted-defects")]
@@ -324,6 +326,7 @@ impl Default for Config {
             production: false,
             backends: BackendsConfig::default(),
             delivery: crate::bus::DeliveryConfig::default(),
+            channels: Default::default(),
             #[cfg(feature = "planted-defects")]
             planted: Default::default(),
         }

@@ -19,6 +19,7 @@
 pub mod api;
 pub mod app;
 pub mod bus;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -277,6 +277,10 @@ pub struct GoldenEnv {
     pub kv_prefix: String,
     admin_url: String,
     pub origins: Vec<String>,
+    /// The channel endpoint of every platform of the run: they share a database, so any of them
+    /// may deliver any queued message, and all must deliver to the same place. Started on first
+    /// use; each scenario sees its own tenants' part of it.
+    sink: tokio::sync::OnceCell<std::sync::Arc<crate::target::sink::Sink>>,
 }
 
 fn unix_now() -> u64 {
@@ -323,7 +327,16 @@ impl GoldenEnv {
             redis_url: services.redis_url.clone(),
             admin_url,
             origins: services.origins.clone(),
+            sink: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// The run's channel endpoint.
+    pub async fn sink(&self) -> std::sync::Arc<crate::target::sink::Sink> {
+        self.sink
+            .get_or_init(|| async { std::sync::Arc::new(crate::target::sink::Sink::start().await) })
+            .await
+            .clone()
     }
 
     /// Drops the run's database, streams and keys. Errors are reported, not returned: cleanup

@@ -221,6 +221,7 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
             && step.fault.is_none()
             && step.advance_clock_ms.is_none()
             && step.replay.is_none()
+            && step.sink.is_none()
         {
             errors.push(err(line, "the step has no `as:` and the spec has no default `as:`; say who sends it (`as: {anonymous: true}` for nobody)".into()));
         }
@@ -245,7 +246,7 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently, ws; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently, ws, sink; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
@@ -276,11 +277,11 @@ fn validate_step(
     // changes state (an order, a chat turn, a metered call) would be counted once per attempt, so
     // that "the 4th is refused" passed with any number of extra requests let through. Only a GET
     // polls; the state-changing step comes after it, sent once.
-    if step.wait_until.is_some() && actions.iter().any(|a| *a != "get") {
+    if step.wait_until.is_some() && actions.iter().any(|a| *a != "get" && *a != "sink") {
         errors.push(err(
             at("wait_until"),
             format!(
-                "`wait_until` re-sends its request until the expectations hold, so it polls only a `get` (found {}); poll the state you wait for in a `get` step of its own (e.g. GET /api/v1/usage until `requests: 3`), then send this step once without `wait_until`",
+                "`wait_until` re-sends its request until the expectations hold, so it polls only a `get` or a `sink` (found {}); poll the state you wait for in a `get` step of its own (e.g. GET /api/v1/usage until `requests: 3`), then send this step once without `wait_until`",
                 actions.join(", ")
             ),
         ));
@@ -451,6 +452,7 @@ impl Step {
             (self.attacks.is_some(), "attacks"),
             (self.concurrently.is_some(), "concurrently"),
             (self.ws.is_some(), "ws"),
+            (self.sink.is_some(), "sink"),
         ] {
             if set {
                 a.push(name);

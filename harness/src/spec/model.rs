@@ -181,6 +181,9 @@ pub struct Step {
     pub concurrently: Option<Vec<Step>>,
     /// A WebSocket chat session on `/ws/chat` as the step's caller.
     pub ws: Option<WsStep>,
+    /// What the harness's channel endpoint (the sink every in-process channel delivers to) has
+    /// received; optionally how it answers from now on. The step's JSON is `{requests, delivered}`.
+    pub sink: Option<SinkStep>,
     /// Send the request and go on without waiting for its answer (which is not checked); it is
     /// abandoned when the scenario ends. For a request a later step interrupts.
     #[serde(default)]
@@ -229,6 +232,15 @@ pub struct WsStep {
     #[serde(default)]
     pub peers: Vec<Actor>,
     pub settle_ms: Option<u64>,
+}
+
+/// A `sink` step: read what a channel's endpoint received (`channel` absent: every channel), and
+/// with `answer`, make the endpoint answer that status from now on (a provider that is down).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkStep {
+    pub channel: Option<String>,
+    pub answer: Option<u16>,
 }
 
 /// A workflow execution request.

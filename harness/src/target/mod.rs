@@ -3,6 +3,8 @@
 //! deployment. Either way the runner speaks only HTTP to it: the API, and the operator surface for
 //! fixtures, faults and the event window.
 
+pub mod sink;
+
 use crate::infra::GoldenEnv;
 use platform::app::{App, Backends};
 use platform::clock::ManualClock;
@@ -96,6 +98,9 @@ pub struct Target {
     pub llm: Option<Arc<CassetteLlm>>,
     /// The in-process platform and what it was started with, for restarts (none when remote).
     instance: Option<Instance>,
+    /// The endpoint the in-process platform's channels deliver to (none when remote: a
+    /// deployment's channels are its own).
+    pub sink: Option<Arc<sink::Sink>>,
     _stop: Option<oneshot::Sender<()>>,
 }
 
@@ -108,6 +113,17 @@ struct Instance {
     kv: Arc<dyn platform::kv::Kv>,
     clock: Arc<ManualClock>,
     app: platform::app::AppState,
+}
+
+impl Drop for Target {
+    /// Stops the in-process platform's background work (consumers, sweeps, the outbox
+    /// dispatcher) with the scenario: an instance left running would deliver its queued messages
+    /// to whatever listens on its sink's port next.
+    fn drop(&mut self) {
+        if let Some(i) = &self.instance {
+            i.app.halt();
+        }
+    }
 }
 
 impl Target {
@@ -154,6 +170,7 @@ impl Target {
             .map_err(|e| TargetError::Start(e.to_string()))?;
         let mut fresh = serve(app.clone(), self.operator_key.clone()).await?;
         fresh.llm = Some(llm);
+        fresh.sink = self.sink.take();
         fresh.instance = Some(Instance { app, cfg, ..old });
         *self = fresh;
         Ok(())
@@ -171,28 +188,29 @@ impl TargetSpec {
         workflows_dir: Option<&std::path::Path>,
         platform_overlay: Option<&serde_json::Value>,
     ) -> Result<Target, TargetError> {
-        let with_workflows = |mut cfg: Config| {
-            if let Some(d) = workflows_dir {
-                cfg.workflows_dir = Some(d.display().to_string());
-            }
-            overlay(cfg, platform_overlay)
-        };
-        match self {
-            TargetSpec::Remote { url, operator_key } => Ok(Target {
+        if let TargetSpec::Remote { url, operator_key } = self {
+            return Ok(Target {
                 base_url: url.trim_end_matches('/').to_string(),
                 operator_key: operator_key.clone(),
                 llm: None,
                 instance: None,
+                sink: None,
                 _stop: None,
-            }),
-            TargetSpec::Mock => {
-                boot(with_workflows(mock_config(seed))?, model.provider(seed)).await
-            }
-            TargetSpec::Golden(env) => {
-                let cfg = with_workflows(golden_config(seed, spec_id, env))?;
-                boot(cfg, model.provider(seed)).await
-            }
+            });
         }
+        // Every channel of an in-process platform delivers to a sink: the scenario's own in MOCK,
+        // the run's in GOLDEN (its platforms share the database, so any may deliver any message).
+        let (sink, mut cfg) = match self {
+            TargetSpec::Golden(env) => (env.sink().await, golden_config(seed, spec_id, env)),
+            _ => (Arc::new(sink::Sink::start().await), mock_config(seed)),
+        };
+        cfg.channels.endpoint = Some(sink.url());
+        if let Some(d) = workflows_dir {
+            cfg.workflows_dir = Some(d.display().to_string());
+        }
+        let mut t = boot(overlay(cfg, platform_overlay)?, model.provider(seed)).await?;
+        t.sink = Some(sink);
+        Ok(t)
     }
 
     /// A short name for reports.
@@ -259,6 +277,14 @@ pub fn mock_config(seed: u64) -> Config {
         resilience: platform::resilience::ResilienceConfig {
             retry_base_ms: 2,
             retry_cap_ms: 20,
+            ..Default::default()
+        },
+        // Deliveries start soon after a message is queued; specs wait for them through the sink.
+        // A claim left by a platform that ended mid-delivery (GOLDEN platforms share the queue)
+        // is taken over after a second.
+        channels: platform::channels::ChannelsConfig {
+            poll_ms: 10,
+            claim_lease_ms: 1_000,
             ..Default::default()
         },
         ..Config::default()
@@ -332,6 +358,7 @@ pub async fn serve(
         operator_key,
         llm: None,
         instance: None,
+        sink: None,
         _stop: Some(stop),
     })
 }

@@ -99,7 +99,7 @@ pub async fn analytics(
     Ok(Json(crate::metering::summarize(&rows)))
 }
 
-#[utoipa::path(get, path = "/api/v1/outbox", responses((status = 200, description = "The tenant's outbox: emails and notifications, sent or cancelled"), (status = 403, body = super::error::ErrorEnvelope)),
+#[utoipa::path(get, path = "/api/v1/outbox", responses((status = 200, description = "The tenant's outbox: emails, notifications and channel replies, each pending, sending, sent, failed or cancelled"), (status = 403, body = super::error::ErrorEnvelope)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn outbox(
     State(app): State<AppState>,

@@ -159,7 +159,7 @@ pub async fn turn(app: &App, caller: &Caller, req: ChatRequest) -> Result<ChatRe
             cost_usd,
             intent,
             channel: channel.clone(),
-            delivery_status: if messaging { "sent" } else { "inline" }.into(),
+            delivery_status: if messaging { "queued" } else { "inline" }.into(),
             routing: serde_json::to_value(&decision).unwrap_or(Value::Null),
         };
     let response = if inbound.verdict.blocked {
@@ -262,15 +262,14 @@ pub async fn turn(app: &App, caller: &Caller, req: ChatRequest) -> Result<ChatRe
     };
     if messaging {
         app.store
-            .put_outbox(&crate::store::model::OutboxMessage {
-                tenant: caller.tenant.id.clone(),
-                message_id: message_id.to_string(),
-                kind: "channel".into(),
-                to: format!("{channel}:{}", caller.user_id),
-                subject: format!("reply in conversation {conversation_id}"),
-                body: response.response.content.text.clone(),
-                status: "sent".into(),
-            })
+            .put_outbox(&crate::store::model::OutboxMessage::queued(
+                caller.tenant.id.clone(),
+                message_id.to_string(),
+                "channel",
+                format!("{channel}:{}", caller.user_id),
+                format!("reply in conversation {conversation_id}"),
+                response.response.content.text.clone(),
+            ))
             .await?;
     }
     Ok(response)

@@ -97,7 +97,8 @@ pub struct ReplyMetadata {
     pub intent: Option<String>,
     /// The channel the turn came from and is answered on.
     pub channel: String,
-    /// `inline` (the answer is this response) or `sent` (also delivered through the channel's outbox).
+    /// `inline` (the answer is this response) or `queued` (also queued in the outbox for the
+    /// channel's adapter; the outbox says when it was sent).
     pub delivery_status: String,
     /// The router's decision for the message: reasons, expected cost and latency, fallback, canary.
     #[schema(value_type = Object)]

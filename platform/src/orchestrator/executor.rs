@@ -1525,7 +1525,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(outbox.len(), 3);
-        assert!(outbox.iter().all(|m| m.status == "cancelled"));
+        // No dispatcher runs here, so no message was delivered: each is cancelled, not retracted.
+        assert!(outbox
+            .iter()
+            .all(|m| m.status == crate::store::model::DeliveryStatus::Cancelled));
     }
 
     #[tokio::test]
@@ -1697,7 +1700,7 @@ mod saga_properties {
                     Some(id) => e.store.order(&acme, &id).await.ok().flatten().map(|o| o.status),
                     None => None,
                 };
-                let outbox: Vec<String> = e.store.outbox(&acme).await.unwrap_or_default().into_iter().map(|m| m.status).collect();
+                let outbox: Vec<String> = e.store.outbox(&acme).await.unwrap_or_default().into_iter().map(|m| m.status.as_str().to_string()).collect();
                 (o, stock, payment, order, outbox)
             });
             let done = |step: &str| o.run.steps.iter().any(|s| s.step_id == step && s.status == "completed");

@@ -88,6 +88,8 @@ pub enum Kind {
     Model,
     Tool,
     Compensation,
+    /// Delivery of an outbox message to its channel's endpoint (`channel:<name>`).
+    Delivery,
 }
 
 /// The presets, the overrides and the backoff shared by every upstream.
@@ -108,6 +110,9 @@ pub struct ResilienceConfig {
     /// Every compensation (`compensate:<name>`); the manifest's compensation table replaces the
     /// preset's timeout and retries. A separate breaker, so a failing effect can still be undone.
     pub compensation: UpstreamConfig,
+    /// Every channel the outbox dispatcher delivers to (`channel:<name>`): the attempts of one
+    /// message's delivery before it is `failed`.
+    pub delivery: UpstreamConfig,
     /// Overrides by upstream name.
     pub upstreams: BTreeMap<String, UpstreamOverride>,
 }
@@ -133,6 +138,11 @@ impl Default for ResilienceConfig {
             },
             tool: UpstreamConfig::default(),
             compensation: UpstreamConfig::default(),
+            delivery: UpstreamConfig {
+                timeout_ms: 5_000,
+                max_retries: 3,
+                ..UpstreamConfig::default()
+            },
             upstreams: BTreeMap::new(),
         }
     }
@@ -147,6 +157,7 @@ impl ResilienceConfig {
             Kind::Model => self.model.clone(),
             Kind::Tool => self.tool.clone(),
             Kind::Compensation => self.compensation.clone(),
+            Kind::Delivery => self.delivery.clone(),
         };
         if let Some((timeout_ms, retries)) = manifest {
             c.timeout_ms = timeout_ms;

@@ -217,15 +217,7 @@ pub async fn usage_adds_up_per_tenant(store: &dyn Store) {
 /// The outbox is a queue: messages come back in the order they were first queued, and a status
 /// change (cancellation) updates a message in place.
 pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
-    let msg = |id: &str, status: &str| OutboxMessage {
-        tenant: tenant("acme"),
-        message_id: id.into(),
-        kind: "email".into(),
-        to: "customer:bob".into(),
-        subject: id.into(),
-        body: String::new(),
-        status: status.into(),
-    };
+    let msg = |id: &str, status: &str| outbox_message("acme", id, status);
     // Ids chosen so that sorting by id would give another order.
     for id in ["MSG-c", "MSG-a", "MSG-b"] {
         store.put_outbox(&msg(id, "sent")).await.unwrap();
@@ -236,7 +228,7 @@ pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| (m.message_id, m.status))
+        .map(|m| (m.message_id, m.status.as_str().to_string()))
         .collect();
     let want = [("MSG-c", "sent"), ("MSG-a", "cancelled"), ("MSG-b", "sent")];
     assert_eq!(
@@ -244,6 +236,82 @@ pub async fn the_outbox_keeps_queue_order(store: &dyn Store) {
         want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
     );
     assert!(store.outbox(&tenant("globex")).await.unwrap().is_empty());
+}
+
+fn outbox_message(t: &str, id: &str, status: &str) -> OutboxMessage {
+    OutboxMessage {
+        tenant: tenant(t),
+        message_id: id.into(),
+        kind: "email".into(),
+        to: "customer:bob".into(),
+        subject: id.into(),
+        body: String::new(),
+        status: serde_json::from_value(serde_json::json!(status)).unwrap(),
+        attempts: 0,
+        last_error: None,
+        claimed_at: None,
+        sent_at: None,
+    }
+}
+
+/// The delivery queue holds every open message of every tenant, oldest first, and nothing else; a
+/// transition happens only from the states it names, so of a delivery and a cancellation racing
+/// for one message exactly one wins.
+pub async fn the_delivery_queue_and_its_transitions(store: &dyn Store) {
+    use DeliveryStatus::*;
+    store
+        .put_outbox(&outbox_message("globex", "MSG-2", "pending"))
+        .await
+        .unwrap();
+    store
+        .put_outbox(&outbox_message("acme", "MSG-1", "pending"))
+        .await
+        .unwrap();
+    store
+        .put_outbox(&outbox_message("acme", "MSG-0", "sent"))
+        .await
+        .unwrap();
+    let queue = |q: Vec<(TenantId, String)>| -> Vec<(String, String)> {
+        q.into_iter()
+            .map(|(t, id)| (t.as_str().to_string(), id))
+            .collect()
+    };
+    let ids = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        queue(store.pending_outbox(10).await.unwrap()),
+        ids(&[("globex", "MSG-2"), ("acme", "MSG-1")])
+    );
+    assert_eq!(store.pending_outbox(1).await.unwrap().len(), 1);
+    let sending = outbox_message("acme", "MSG-1", "sending");
+    assert!(store.transition_outbox(&sending, &[Pending]).await.unwrap());
+    assert!(
+        !store.transition_outbox(&sending, &[Pending]).await.unwrap(),
+        "a second claim of the same message must lose"
+    );
+    // Still queued while sending (a dispatcher that dies leaves it for another).
+    assert_eq!(store.pending_outbox(10).await.unwrap().len(), 2);
+    let cancelled = outbox_message("acme", "MSG-1", "cancelled");
+    assert!(!store
+        .transition_outbox(&cancelled, &[Pending, Failed])
+        .await
+        .unwrap());
+    let sent = outbox_message("acme", "MSG-1", "sent");
+    assert!(store.transition_outbox(&sent, &[Sending]).await.unwrap());
+    assert_eq!(
+        queue(store.pending_outbox(10).await.unwrap()),
+        ids(&[("globex", "MSG-2")])
+    );
+    let got = store.outbox(&tenant("acme")).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.status).collect::<Vec<_>>(),
+        [Sent, Sent]
+    );
+    let unknown = outbox_message("acme", "MSG-9", "sent");
+    assert!(!store.transition_outbox(&unknown, &[Pending]).await.unwrap());
 }
 
 /// An API key belongs to one tenant: issuing the same key to another is a conflict and the key
@@ -324,6 +392,11 @@ mod memory_backend {
     #[tokio::test]
     async fn the_outbox_keeps_queue_order() {
         super::the_outbox_keeps_queue_order(&MemoryStore::default()).await;
+    }
+
+    #[tokio::test]
+    async fn the_delivery_queue_and_its_transitions() {
+        super::the_delivery_queue_and_its_transitions(&MemoryStore::default()).await;
     }
     #[tokio::test]
     async fn an_api_key_belongs_to_one_tenant() {

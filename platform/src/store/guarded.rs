@@ -110,6 +110,8 @@ guarded! {
     retried ticket(t: &TenantId, id: &str) -> Option<Ticket>;
     retried put_outbox(m: &OutboxMessage) -> ();
     retried outbox(t: &TenantId) -> Vec<OutboxMessage>;
+    once transition_outbox(m: &OutboxMessage, from: &[DeliveryStatus]) -> bool;
+    retried pending_outbox(limit: usize) -> Vec<(TenantId, String)>;
     retried put_document(d: &Document) -> ();
     retried document(t: &TenantId, id: Uuid) -> Option<Document>;
     retried documents(t: &TenantId) -> Vec<Document>;

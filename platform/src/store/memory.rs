@@ -25,6 +25,8 @@ struct Inner {
     tickets: Rows<Ticket>,
     /// In queue order, not by id.
     outbox: HashMap<TenantId, Vec<OutboxMessage>>,
+    /// The delivery queue across tenants, oldest first.
+    pending: Vec<(TenantId, String)>,
     documents: Rows<Document>,
     runs: Rows<Run>,
     audit: HashMap<TenantId, Vec<AuditEntry>>,
@@ -32,6 +34,19 @@ struct Inner {
     summaries: HashMap<TenantId, Vec<RunSummary>>,
     /// `(consumer, event id)` already applied by an idempotent consumer.
     processed: std::collections::HashSet<(&'static str, Uuid)>,
+}
+
+impl Inner {
+    /// Keeps `m` in the delivery queue while its status is open, and out of it otherwise.
+    fn queue(&mut self, m: &OutboxMessage) {
+        let key = (m.tenant.clone(), m.message_id.clone());
+        let queued = self.pending.contains(&key);
+        if m.status.is_open() && !queued {
+            self.pending.push(key);
+        } else if !m.status.is_open() && queued {
+            self.pending.retain(|k| k != &key);
+        }
+    }
 }
 
 /// In-memory store; cheap to create, one per test server.
@@ -209,8 +224,35 @@ impl Store for MemoryStore {
                 Some(x) => *x = m.clone(),
                 None => q.push(m.clone()),
             }
+            i.queue(m);
         });
         Ok(())
+    }
+    async fn transition_outbox(
+        &self,
+        m: &OutboxMessage,
+        from: &[DeliveryStatus],
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        Ok(self.with(|i| {
+            let Some(x) = i
+                .outbox
+                .get_mut(&m.tenant)
+                .and_then(|q| q.iter_mut().find(|x| x.message_id == m.message_id))
+            else {
+                return false;
+            };
+            if !from.contains(&x.status) {
+                return false;
+            }
+            *x = m.clone();
+            i.queue(m);
+            true
+        }))
+    }
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        self.up()?;
+        Ok(self.with(|i| i.pending.iter().take(limit).cloned().collect()))
     }
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError> {
         self.up()?;

@@ -73,9 +73,21 @@ pub trait Store: Send + Sync + 'static {
     async fn put_ticket(&self, k: &Ticket) -> Result<(), StoreError>;
     async fn ticket(&self, t: &TenantId, id: &str) -> Result<Option<Ticket>, StoreError>;
 
+    /// Queues or replaces a message; a message whose status is open (pending, sending) is in the
+    /// delivery queue, any other is not.
     async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError>;
     /// The tenant's outbox in queue order (first queued first).
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError>;
+    /// Replaces the stored message with `m` only while its status is one of `from` (a claim, a
+    /// delivery's outcome, a cancellation: whichever comes first wins); whether it did.
+    async fn transition_outbox(
+        &self,
+        m: &OutboxMessage,
+        from: &[DeliveryStatus],
+    ) -> Result<bool, StoreError>;
+    /// The delivery queue across tenants, oldest first: tenant and message id only, so that one
+    /// dispatcher serves every tenant without reading their data outside their RLS context.
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError>;
 
     async fn put_document(&self, d: &Document) -> Result<(), StoreError>;
     async fn document(&self, t: &TenantId, id: Uuid) -> Result<Option<Document>, StoreError>;

@@ -132,18 +132,102 @@ pub struct Ticket {
     pub assigned_queue: String,
 }
 
-/// A message in an outbox (email to a customer, notification to sales).
+/// A message in an outbox (email to a customer, notification to sales, a reply on a messaging
+/// channel). Written `Pending`; only the dispatcher (`channels::Dispatcher`) moves it on, from what
+/// the channel's endpoint answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxMessage {
     pub tenant: TenantId,
     pub message_id: String,
-    /// email or notification
+    /// `email`, `notification`, or `channel` (a reply on the messaging channel named before the
+    /// `:` of `to`).
     pub kind: String,
     pub to: String,
     pub subject: String,
     pub body: String,
-    /// sent or cancelled
-    pub status: String,
+    pub status: DeliveryStatus,
+    /// Delivery attempts so far (each a call of the channel's adapter).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When a dispatcher took the message (`Sending`): another may take it over once this is
+    /// older than its lease.
+    #[serde(default)]
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When the channel's endpoint accepted it.
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxMessage {
+    /// A message waiting for the dispatcher.
+    pub fn queued(
+        tenant: TenantId,
+        message_id: String,
+        kind: &str,
+        to: String,
+        subject: String,
+        body: String,
+    ) -> Self {
+        Self {
+            tenant,
+            message_id,
+            kind: kind.into(),
+            to,
+            subject,
+            body,
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            claimed_at: None,
+            sent_at: None,
+        }
+    }
+
+    /// The channel that delivers it: the kind, or for a messaging reply the channel named in `to`
+    /// (`telegram:bob` goes through `telegram`).
+    pub fn channel(&self) -> &str {
+        match self.kind.as_str() {
+            "channel" => self.to.split(':').next().unwrap_or("channel"),
+            other => other,
+        }
+    }
+}
+
+/// Where an outbox message stands. Only a delivery's outcome makes it `Sent` or `Failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for the dispatcher.
+    Pending,
+    /// Taken by a dispatcher, which is calling the channel's adapter.
+    Sending,
+    /// The channel's endpoint accepted it.
+    Sent,
+    /// Every attempt of the delivery failed.
+    Failed,
+    /// Undone by a saga's compensation before it was delivered.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// Still to be delivered (the dispatcher's queue holds it).
+    pub fn is_open(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Sending)
+    }
+
+    /// The word the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// A knowledge-base document.

@@ -192,6 +192,26 @@ impl PgStore {
 }
 
 /// An upsert of `(tenant_id, <id column>, body)` into `table`.
+/// Keeps `m` in the delivery queue (`outbox_pending`, a registry without RLS that holds ids only)
+/// while its status is open, and out of it otherwise, in the transaction that wrote it.
+async fn queue_outbox(
+    tx: &mut Transaction<'static, Postgres>,
+    m: &OutboxMessage,
+) -> Result<(), StoreError> {
+    let sql = if m.status.is_open() {
+        "INSERT INTO outbox_pending (tenant_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM outbox_pending WHERE tenant_id = $1 AND message_id = $2"
+    };
+    sqlx::query(sql)
+        .bind(m.tenant.as_str())
+        .bind(&m.message_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 macro_rules! upsert {
     ($table:literal, $id:literal) => {
         concat!(
@@ -443,13 +463,54 @@ impl Store for PgStore {
 
     async fn put_outbox(&self, m: &OutboxMessage) -> Result<(), StoreError> {
         // The upsert keeps the row's `seq`, so an update stays in its place in the queue.
-        self.put_body(
-            &m.tenant,
-            upsert!("outbox_messages", "message_id"),
-            &m.message_id,
-            m,
+        let mut tx = self.tx(&m.tenant).await?;
+        sqlx::query(upsert!("outbox_messages", "message_id"))
+            .bind(m.tenant.as_str())
+            .bind(&m.message_id)
+            .bind(to_json(m)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        queue_outbox(&mut tx, m).await?;
+        tx.commit().await.map_err(db)
+    }
+    async fn transition_outbox(
+        &self,
+        m: &OutboxMessage,
+        from: &[DeliveryStatus],
+    ) -> Result<bool, StoreError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut tx = self.tx(&m.tenant).await?;
+        let done = sqlx::query(
+            "UPDATE outbox_messages SET body = $3 WHERE tenant_id = $1 AND message_id = $2 \
+             AND body->>'status' = ANY($4)",
         )
+        .bind(m.tenant.as_str())
+        .bind(&m.message_id)
+        .bind(to_json(m)?)
+        .bind(&from)
+        .execute(&mut *tx)
         .await
+        .map_err(db)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        queue_outbox(&mut tx, m).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+    async fn pending_outbox(&self, limit: usize) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id, message_id FROM outbox_pending ORDER BY seq LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, id)| TenantId::parse(&t).ok().map(|t| (t, id)))
+            .collect())
     }
     async fn outbox(&self, t: &TenantId) -> Result<Vec<OutboxMessage>, StoreError> {
         self.list_bodies(t, "SELECT body FROM outbox_messages ORDER BY seq")

@@ -35,6 +35,12 @@ pub struct ToolLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub channel: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TierLabels {
     pub tier: String,
 }
@@ -109,6 +115,9 @@ pub struct Metrics {
     pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub workflow_runs: Family<WorkflowLabels, Counter>,
     pub tool_calls: Family<ToolLabels, Counter>,
+    /// Outbox deliveries by channel and outcome (`sent`, `failed`), counted by the dispatcher
+    /// (`outbox_deliveries_total`).
+    pub outbox_deliveries: Family<DeliveryLabels, Counter>,
     pub router_tier_usage: Family<TierLabels, Counter>,
     pub rate_limited: Family<PlanLabels, Counter>,
     /// Extra attempts made by the retry policy (`retry_total`).
@@ -158,6 +167,7 @@ impl Default for Metrics {
             );
         let workflow_runs = Family::<WorkflowLabels, Counter>::default();
         let tool_calls = Family::<ToolLabels, Counter>::default();
+        let outbox_deliveries = Family::<DeliveryLabels, Counter>::default();
         let router_tier_usage = Family::<TierLabels, Counter>::default();
         let rate_limited = Family::<PlanLabels, Counter>::default();
         registry.register(
@@ -176,6 +186,11 @@ impl Default for Metrics {
             workflow_runs.clone(),
         );
         registry.register("tool_calls", "Tool calls by outcome", tool_calls.clone());
+        registry.register(
+            "outbox_deliveries",
+            "Outbox deliveries by channel and outcome",
+            outbox_deliveries.clone(),
+        );
         registry.register(
             "router_tier_usage",
             "Model calls by tier",
@@ -303,6 +318,7 @@ impl Default for Metrics {
             http_duration,
             workflow_runs,
             tool_calls,
+            outbox_deliveries,
             router_tier_usage,
             rate_limited,
         }

@@ -306,6 +306,21 @@ fn rejected(code: &str, message: impl Into<String>) -> ToolError {
     }
 }
 
+/// Queues `m` unless a message with its id is already in the outbox: a repeated call (the same
+/// idempotency key, so the same id) after a lost answer must not put a delivered message back in
+/// the delivery queue.
+async fn queue_once(st: &dyn Store, m: &OutboxMessage) -> Result<(), ToolError> {
+    if !st
+        .outbox(&m.tenant)
+        .await?
+        .iter()
+        .any(|x| x.message_id == m.message_id)
+    {
+        st.put_outbox(m).await?;
+    }
+    Ok(())
+}
+
 /// The tenant's payment `id`, or a `not_found` rejection.
 async fn payment_of(st: &dyn Store, t: &TenantId, id: &str) -> Result<Payment, ToolError> {
     st.payment(t, id)
@@ -628,22 +643,21 @@ impl Builtin {
             Kind::EmailSend => {
                 let template = s(a, "template").unwrap_or("");
                 let order = s(a, "order_id").unwrap_or("");
-                let m = OutboxMessage {
-                    tenant: t.clone(),
-                    message_id: ctx.new_id("MSG", "email.send"),
-                    kind: "email".into(),
-                    to: s(a, "to")
+                let m = OutboxMessage::queued(
+                    t.clone(),
+                    ctx.new_id("MSG", "email.send"),
+                    "email",
+                    s(a, "to")
                         .map(str::to_string)
                         .unwrap_or_else(|| format!("customer:{}", ctx.user_id)),
-                    subject: format!("{template} {order}").trim().to_string(),
-                    body: if order.is_empty() {
+                    format!("{template} {order}").trim().to_string(),
+                    if order.is_empty() {
                         template.to_string()
                     } else {
                         format!("{template} for order {order}")
                     },
-                    status: "sent".into(),
-                };
-                st.put_outbox(&m).await?;
+                );
+                queue_once(st, &m).await?;
                 Ok(json!({"message_id": m.message_id, "to": m.to}))
             }
             Kind::CrmFindDuplicate => {
@@ -678,33 +692,31 @@ impl Builtin {
                 Ok(json!({"lead_id": lead.lead_id, "status": lead.status}))
             }
             Kind::NotifySales => {
-                let m = OutboxMessage {
-                    tenant: t.clone(),
-                    message_id: ctx.new_id("NTF", "notify.sales"),
-                    kind: "notification".into(),
-                    to: "sales".into(),
-                    subject: format!("New grade {} lead", s(a, "grade").unwrap_or("?")),
-                    body: format!("Lead {}", s(a, "lead_id").unwrap_or("")),
-                    status: "sent".into(),
-                };
-                st.put_outbox(&m).await?;
+                let m = OutboxMessage::queued(
+                    t.clone(),
+                    ctx.new_id("NTF", "notify.sales"),
+                    "notification",
+                    "sales".into(),
+                    format!("New grade {} lead", s(a, "grade").unwrap_or("?")),
+                    format!("Lead {}", s(a, "lead_id").unwrap_or("")),
+                );
+                queue_once(st, &m).await?;
                 Ok(json!({"notification_id": m.message_id}))
             }
             Kind::NotifyAgents => {
-                let m = OutboxMessage {
-                    tenant: t.clone(),
-                    message_id: ctx.new_id("NTF", "notify.agents"),
-                    kind: "notification".into(),
-                    to: format!("queue:{}", s(a, "queue").unwrap_or("")),
-                    subject: format!(
+                let m = OutboxMessage::queued(
+                    t.clone(),
+                    ctx.new_id("NTF", "notify.agents"),
+                    "notification",
+                    format!("queue:{}", s(a, "queue").unwrap_or("")),
+                    format!(
                         "Ticket {}: {}",
                         s(a, "ticket_id").unwrap_or(""),
                         s(a, "subject").unwrap_or("")
                     ),
-                    body: "A customer is waiting for a person.".into(),
-                    status: "sent".into(),
-                };
-                st.put_outbox(&m).await?;
+                    "A customer is waiting for a person.".into(),
+                );
+                queue_once(st, &m).await?;
                 Ok(json!({"notification_id": m.message_id}))
             }
             Kind::TicketDraft => {
@@ -801,15 +813,41 @@ impl Builtin {
                 let id = s(out, "message_id")
                     .or_else(|| s(out, "notification_id"))
                     .unwrap_or("");
-                let mut m = st
+                let m = st
                     .outbox(t)
                     .await?
                     .into_iter()
                     .find(|m| m.message_id == id)
                     .ok_or_else(|| rejected("not_found", format!("message {id} not found")))?;
-                m.status = "cancelled".into();
-                st.put_outbox(&m).await?;
-                Ok(json!({"message_id": id, "status": "cancelled"}))
+                // Not yet delivered (or never deliverable): it is cancelled and never goes out.
+                // Already taken by the dispatcher or delivered: it cannot be unsent, so a
+                // retraction follows it on the same channel.
+                let cancelled = OutboxMessage {
+                    status: DeliveryStatus::Cancelled,
+                    ..m.clone()
+                };
+                if st
+                    .transition_outbox(
+                        &cancelled,
+                        &[DeliveryStatus::Pending, DeliveryStatus::Failed],
+                    )
+                    .await?
+                    || m.status == DeliveryStatus::Cancelled
+                {
+                    return Ok(json!({"message_id": id, "status": "cancelled"}));
+                }
+                let retraction = OutboxMessage::queued(
+                    t.clone(),
+                    format!("{id}-RETRACT"),
+                    &m.kind,
+                    m.to.clone(),
+                    format!("Cancelled: {}", m.subject),
+                    format!("Please disregard our earlier message \"{}\".", m.subject),
+                );
+                st.put_outbox(&retraction).await?;
+                Ok(
+                    json!({"message_id": id, "status": "retracted", "retraction_id": retraction.message_id}),
+                )
             }
             Kind::CrmCreateLead => {
                 let id = s(out, "lead_id").unwrap_or("");
