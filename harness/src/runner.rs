@@ -146,6 +146,10 @@ pub struct Exchange {
     /// `duration_ms`, which comparisons ignore.
     #[serde(skip)]
     pub latency_ms: u64,
+    /// The response's headers (lower-case names), without `date` and `content-length`, which
+    /// say when and how long rather than what.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub headers: BTreeMap<String, String>,
     /// The tenant alias of the caller that sent it (the oracle's attribution); `None` for the
     /// harness's own steps (replays, restarts, event waits).
     #[serde(skip)]
@@ -972,6 +976,7 @@ impl<'a> Scenario<'a> {
                 status: resp.status,
                 response: summary.clone(),
                 latency_ms: resp.latency.as_millis() as u64,
+                headers: BTreeMap::new(),
                 caller: None,
             });
             self.check_response(step, &resp, &BTreeMap::new())
@@ -996,6 +1001,7 @@ impl<'a> Scenario<'a> {
                 status: resp.status,
                 response: resp.json.clone(),
                 latency_ms: 0,
+                headers: BTreeMap::new(),
                 caller: None,
             });
             self.check_response(step, &resp, &BTreeMap::new()).await?;
@@ -1021,6 +1027,7 @@ impl<'a> Scenario<'a> {
                 status: 0,
                 response: Value::Null,
                 latency_ms: 0,
+                headers: BTreeMap::new(),
                 caller: None,
             });
             let http = self.http.clone();
@@ -1029,22 +1036,41 @@ impl<'a> Scenario<'a> {
             }));
             return Ok(());
         }
-        if let Some(ms) = step.advance_clock_ms {
+        if let Some(span) = step.advance_clock {
             return self
                 .operator(
                     Method::POST,
                     "/api/v1/operator/clock",
-                    &json!({"advance_ms": ms}),
+                    &json!({"advance_ms": span.as_millis()}),
                     200,
                 )
                 .await;
         }
-        let r = self.attempts(n, step).await;
-        // Only the last attempt of a wait_until belongs to the transcript: how many polls it took
-        // depends on timing, what it ended with does not.
-        let last = std::mem::take(&mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()));
-        self.transcript.extend(last);
-        let resp = r?;
+        // `repeat: n` sends the step n times, one after another; each repetition's exchanges are
+        // numbered as its copy (1..n) in the transcript.
+        let times = step.repeat.unwrap_or(1);
+        let mut resp = None;
+        for i in 0..times {
+            let r = self.attempts(n, step).await;
+            // Only the last attempt of a wait_until belongs to the transcript: how many polls it
+            // took depends on timing, what it ended with does not.
+            let mut last =
+                std::mem::take(&mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()));
+            if times > 1 {
+                for e in &mut last {
+                    e.copy = i as usize + 1;
+                }
+            }
+            self.transcript.extend(last);
+            resp = Some(r.map_err(|m| {
+                if times > 1 {
+                    format!("repetition {} of {times}: {m}", i + 1)
+                } else {
+                    m
+                }
+            })?);
+        }
+        let resp = resp.ok_or("`repeat` must be at least 1")?;
         self.capture(step, &resp)
     }
 
@@ -1090,6 +1116,7 @@ impl<'a> Scenario<'a> {
                 status: 101,
                 response: json!({"frames": frames}),
                 latency_ms: 0,
+                headers: BTreeMap::new(),
                 caller: p.tenant.clone(),
             });
         }
@@ -1105,6 +1132,7 @@ impl<'a> Scenario<'a> {
             status: seen.status,
             response: json!({"frames": seen.frames}),
             latency_ms: latency.as_millis() as u64,
+            headers: BTreeMap::new(),
             caller: actor.tenant.clone(),
         });
         let resp = Response {
@@ -1727,8 +1755,10 @@ impl<'a> Scenario<'a> {
         let resps = futures::future::join_all((0..n).map(|_| drive::send(&self.http, &req))).await;
         self.record(n_step, &req, &resps, actor.tenant.as_deref());
         let mut first = None;
+        let mut checked = vec![];
         for (i, r) in resps.into_iter().enumerate() {
             let r = r?;
+            checked.push(r.json.clone());
             let which = if n > 1 {
                 format!("copy {} of {n}: ", i + 1)
             } else {
@@ -1744,10 +1774,34 @@ impl<'a> Scenario<'a> {
             first.get_or_insert(r);
         }
         let first = first.ok_or("no response")?;
+        if n > 1 {
+            self.same_in_copies(step, &checked)?;
+        }
         if let Some(c) = cursor {
             self.check_events(step, &actor, c).await?;
         }
         Ok(first)
+    }
+
+    /// The `same_in_copies: true` paths of a `parallel` step: every copy's answer holds the same
+    /// value there (e.g. one order id for ten concurrent requests with one idempotency key).
+    fn same_in_copies(&self, step: &Step, answers: &[Value]) -> Result<(), String> {
+        for (p, m) in &step.expect.json {
+            if m.get("same_in_copies") != Some(&Value::Bool(true)) {
+                continue;
+            }
+            let path = Path::parse(&self.interp_str(p)?)?;
+            let values: Vec<Option<Value>> = answers.iter().map(|a| path.get(a)).collect();
+            if let Some(i) = values.iter().position(|v| *v != values[0]) {
+                return Err(format!(
+                    "json `{p}`: expected the same value in every copy, but copy 1 has {} and copy {} has {}",
+                    values[0].as_ref().map_or("nothing".into(), expect::matcher::short),
+                    i + 1,
+                    values[i].as_ref().map_or("nothing".into(), expect::matcher::short),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the attempt's exchanges for the transcript.
@@ -1785,6 +1839,15 @@ impl<'a> Scenario<'a> {
                     Ok(r) => (r.status, r.json.clone(), r.latency),
                     Err(e) => (0, Value::String(e.clone()), Duration::ZERO),
                 };
+                let headers: BTreeMap<String, String> = match r {
+                    Ok(r) => r
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "content-length")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    Err(_) => BTreeMap::new(),
+                };
                 Exchange {
                     step: n_step,
                     copy: if resps.len() > 1 { copy + 1 } else { 0 },
@@ -1793,6 +1856,7 @@ impl<'a> Scenario<'a> {
                     status,
                     response,
                     latency_ms: latency.as_millis() as u64,
+                    headers,
                     caller: caller.map(str::to_string),
                 }
             })
@@ -2143,6 +2207,7 @@ fn sink_exchange(n: usize, s: &crate::spec::SinkStep, resp: &Response) -> Exchan
         status: resp.status,
         response: resp.json.clone(),
         latency_ms: 0,
+        headers: BTreeMap::new(),
         caller: None,
     }
 }
@@ -2171,7 +2236,10 @@ fn step_label(i: usize, step: &Step) -> String {
         .or_else(|| step.sse_chat.as_ref().map(|c| format!("sse_chat {c:?}")))
         .or_else(|| step.workflow.as_ref().map(|w| format!("workflow {}", w.id)))
         .or_else(|| step.fault.as_ref().map(|f| format!("fault in {}", f.tool)))
-        .or_else(|| step.advance_clock_ms.map(|ms| format!("clock +{ms} ms")))
+        .or_else(|| {
+            step.advance_clock
+                .map(|s| format!("clock +{}", humantime::format_duration(s.0)))
+        })
         .or_else(|| {
             step.sink
                 .as_ref()

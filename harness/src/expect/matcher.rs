@@ -29,6 +29,10 @@ pub const WORDS: &[&str] = &[
     "all_of",
     "allow_empty",
     "absent_ok",
+    "includes",
+    "excludes",
+    "exactly",
+    "same_in_copies",
 ];
 
 /// The type markers (listed in errors).
@@ -71,6 +75,14 @@ pub enum Matcher {
     },
     Type(&'static str),
     All(Vec<Matcher>),
+    /// A list holding every one of these (in any order, others allowed).
+    Includes(Vec<Value>),
+    /// A list holding none of these.
+    Excludes(Vec<Value>),
+    /// A list holding exactly these, as many times each, in any order.
+    Exactly(Vec<Value>),
+    /// Present; the runner also requires the same value in every copy of a `parallel` step.
+    SameInCopies,
 }
 
 impl Matcher {
@@ -176,6 +188,23 @@ impl Matcher {
                     .map(Self::compile)
                     .collect::<Result<_, _>>()?,
             ),
+            "includes" | "excludes" | "exactly" => {
+                let list = arg
+                    .as_array()
+                    .ok_or_else(|| format!("`{k}` needs a list, got {arg}"))?
+                    .clone();
+                match k {
+                    "includes" => Matcher::Includes(list),
+                    "excludes" => Matcher::Excludes(list),
+                    _ => Matcher::Exactly(list),
+                }
+            }
+            "same_in_copies" => {
+                if arg != &Value::Bool(true) {
+                    return Err(format!("`same_in_copies` takes `true`, got {arg}"));
+                }
+                Matcher::SameInCopies
+            }
             "gt" => Matcher::Cmp("gt", num("gt")?),
             "gte" => Matcher::Cmp("gte", num("gte")?),
             "lt" => Matcher::Cmp("lt", num("lt")?),
@@ -258,6 +287,23 @@ impl Matcher {
                 _ => x <= *n,
             }),
             Matcher::Type(t) => type_holds(t, v),
+            Matcher::Includes(want) => v
+                .as_array()
+                .is_some_and(|a| want.iter().all(|w| a.iter().any(|x| same(w, x)))),
+            Matcher::Excludes(unwanted) => v
+                .as_array()
+                .is_some_and(|a| !unwanted.iter().any(|w| a.iter().any(|x| same(w, x)))),
+            Matcher::Exactly(want) => v.as_array().is_some_and(|a| {
+                let mut left: Vec<&Value> = a.iter().collect();
+                want.iter().all(|w| match left.iter().position(|x| same(w, x)) {
+                    Some(i) => {
+                        left.swap_remove(i);
+                        true
+                    }
+                    None => false,
+                }) && left.is_empty()
+            }),
+            Matcher::SameInCopies => true,
             Matcher::Absent | Matcher::Present | Matcher::Not { .. } | Matcher::All(_) => {
                 self.check(Some(v)).is_ok()
             }
@@ -279,6 +325,13 @@ impl Matcher {
             ),
             Matcher::Cmp(op, n) => format!("a number {op} {n}"),
             Matcher::Type(t) => format!("a value of type {t}"),
+            Matcher::Includes(w) => format!("a list including {}", short(&Value::Array(w.clone()))),
+            Matcher::Excludes(w) => format!("a list without {}", short(&Value::Array(w.clone()))),
+            Matcher::Exactly(w) => format!(
+                "a list of exactly {} in any order",
+                short(&Value::Array(w.clone()))
+            ),
+            Matcher::SameInCopies => "present (the same in every copy)".into(),
             Matcher::Absent => "absent".into(),
             Matcher::Present => "present".into(),
             Matcher::Not { not, .. } => format!("not {}", not.describe()),
@@ -386,6 +439,10 @@ mod tests {
                 json!([1, 3]),
             ),
             (json!({"gt": 1, "lt": 3}), json!(2), json!(3)),
+            (json!({"includes": [1, 3]}), json!([3, 2, 1]), json!([1, 2])),
+            (json!({"excludes": ["x"]}), json!(["a"]), json!(["a", "x"])),
+            (json!({"exactly": [1, 1, 2]}), json!([2, 1, 1]), json!([1, 2, 2])),
+            (json!({"exactly": ["a"]}), json!(["a"]), json!(["a", "b"])),
             (json!({"not": "x"}), json!("y"), json!("x")),
             (
                 json!("#uuid"),

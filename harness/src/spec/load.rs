@@ -219,7 +219,7 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
             check_actor(a, at("as:"), &mut errors);
         } else if spec.actor.is_none()
             && step.fault.is_none()
-            && step.advance_clock_ms.is_none()
+            && step.advance_clock.is_none()
             && step.replay.is_none()
             && step.sink.is_none()
         {
@@ -246,7 +246,7 @@ fn validate_step(
         errors.push(err(
             at("-"),
             format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock_ms, replay, restart, wait_for_event, attacks, concurrently, ws, sink; found {}",
+                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock, replay, restart, wait_for_event, attacks, concurrently, ws, sink; found {}",
                 if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
             ),
         ));
@@ -429,6 +429,20 @@ fn validate_step(
     if step.parallel == Some(0) {
         errors.push(err(at("parallel"), "`parallel` must be at least 1".into()));
     }
+    if let Some(times) = step.repeat {
+        let request = actions.iter().all(|a| {
+            ["chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow"].contains(a)
+        });
+        if times == 0 {
+            errors.push(err(at("repeat"), "`repeat` must be at least 1".into()));
+        }
+        if !request || step.parallel.is_some() || step.wait_until.is_some() || step.background {
+            errors.push(err(
+                at("repeat"),
+                "`repeat: n` sends a request n times one after another: use it with chat, sse_chat, get, post, put, patch, delete or workflow, without parallel (copies at once), wait_until or background".into(),
+            ));
+        }
+    }
 }
 
 impl Step {
@@ -445,7 +459,7 @@ impl Step {
             (self.delete.is_some(), "delete"),
             (self.workflow.is_some(), "workflow"),
             (self.fault.is_some(), "fault"),
-            (self.advance_clock_ms.is_some(), "advance_clock_ms"),
+            (self.advance_clock.is_some(), "advance_clock"),
             (self.replay.is_some(), "replay"),
             (self.restart.is_some(), "restart"),
             (self.wait_for_event.is_some(), "wait_for_event"),
@@ -567,7 +581,7 @@ steps:
         assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
         let bad = GOOD.replace(
             "  - get: /healthz\n",
-            "  - concurrently:\n      - {advance_clock_ms: 5}\n  - get: /healthz\n",
+            "  - concurrently:\n      - {advance_clock: 5ms}\n  - get: /healthz\n",
         );
         let e = one_error(&bad);
         assert!(e.message.contains("each request of `concurrently`"), "{e}");
@@ -591,6 +605,43 @@ steps:
             "        response.metadata.tier_used: SLM_A\n      run: {\"steps[0].tool\": kb.search}\n",
         );
         assert!(load(&quoted).is_ok(), "{:?}", load(&quoted).err());
+    }
+
+    #[test]
+    fn repeat_is_for_requests_sent_one_after_another() {
+        let ok = GOOD.replace("  - get: /healthz\n", "  - get: /healthz\n    repeat: 3\n");
+        assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
+        let bad = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - get: /healthz\n    repeat: 3\n    parallel: 2\n",
+        );
+        assert!(one_error(&bad).message.contains("without parallel"));
+        let zero = GOOD.replace("  - get: /healthz\n", "  - get: /healthz\n    repeat: 0\n");
+        assert!(one_error(&zero).message.contains("at least 1"));
+    }
+
+    #[test]
+    fn durations_carry_their_unit() {
+        let ok = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - advance_clock: 2h59m59s\n  - get: /healthz\n",
+        );
+        let spec = load(&ok).unwrap();
+        assert_eq!(
+            spec.steps[1].advance_clock.map(|s| s.as_millis()),
+            Some(10_799_000)
+        );
+        let bare = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - advance_clock: 1000\n  - get: /healthz\n",
+        );
+        let e = one_error(&bare);
+        assert!(e.message.contains("with its unit"), "{e}");
+        let bad = GOOD.replace(
+            "  - get: /healthz\n",
+            "  - advance_clock: 3 fortnights\n  - get: /healthz\n",
+        );
+        assert!(one_error(&bad).message.contains("is not a duration"));
     }
 
     #[test]

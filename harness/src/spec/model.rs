@@ -162,9 +162,11 @@ pub struct Step {
     pub workflow: Option<WorkflowCall>,
     /// A tool fault for this scenario's tenant, through the operator surface.
     pub fault: Option<FaultStep>,
-    /// Moves the target's frozen clock forward by this many milliseconds (past a rate-limit
-    /// window, a token's expiry), through the operator surface.
-    pub advance_clock_ms: Option<u64>,
+    /// Moves the target's frozen clock forward by this duration (`90s`, `2h59m59s`, `31d`): past
+    /// a rate-limit window, a token's expiry, a month's quota; through the operator surface.
+    pub advance_clock: Option<Span>,
+    /// Send the step this many times, one after another; every expectation holds for each.
+    pub repeat: Option<u32>,
     /// Replay a recorded episode; the step's response is the replay's report.
     pub replay: Option<ReplayStep>,
     /// Kill the in-process platform as a crash would and start a new one on the same backends
@@ -303,6 +305,32 @@ pub struct FaultStep {
     pub fault: Value,
     /// Tenant alias; the step's actor's tenant by default.
     pub tenant: Option<String>,
+}
+
+/// A duration written as people write them: `1100ms`, `90s`, `1h 1s`, `2h59m59s`, `31d`
+/// (humantime's units). A bare number is refused: its unit would be a guess.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let Some(s) = v.as_str() else {
+            return Err(serde::de::Error::custom(format!(
+                "a duration is a string with its unit, like `90s`, `1h30m` or `1500ms`; got {v}"
+            )));
+        };
+        humantime::parse_duration(s.trim())
+            .map(Span)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write e.g. `90s`, `2h59m59s`, `1500ms`")))
+    }
+}
+
+impl Span {
+    /// In whole milliseconds.
+    pub fn as_millis(self) -> u64 {
+        u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A generated raw body.
