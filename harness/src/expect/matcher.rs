@@ -295,13 +295,15 @@ impl Matcher {
                 .is_some_and(|a| !unwanted.iter().any(|w| a.iter().any(|x| same(w, x)))),
             Matcher::Exactly(want) => v.as_array().is_some_and(|a| {
                 let mut left: Vec<&Value> = a.iter().collect();
-                want.iter().all(|w| match left.iter().position(|x| same(w, x)) {
-                    Some(i) => {
-                        left.swap_remove(i);
-                        true
-                    }
-                    None => false,
-                }) && left.is_empty()
+                want.iter()
+                    .all(|w| match left.iter().position(|x| same(w, x)) {
+                        Some(i) => {
+                            left.swap_remove(i);
+                            true
+                        }
+                        None => false,
+                    })
+                    && left.is_empty()
             }),
             Matcher::SameInCopies => true,
             Matcher::Absent | Matcher::Present | Matcher::Not { .. } | Matcher::All(_) => {
@@ -441,7 +443,11 @@ mod tests {
             (json!({"gt": 1, "lt": 3}), json!(2), json!(3)),
             (json!({"includes": [1, 3]}), json!([3, 2, 1]), json!([1, 2])),
             (json!({"excludes": ["x"]}), json!(["a"]), json!(["a", "x"])),
-            (json!({"exactly": [1, 1, 2]}), json!([2, 1, 1]), json!([1, 2, 2])),
+            (
+                json!({"exactly": [1, 1, 2]}),
+                json!([2, 1, 1]),
+                json!([1, 2, 2]),
+            ),
             (json!({"exactly": ["a"]}), json!(["a"]), json!(["a", "b"])),
             (json!({"not": "x"}), json!("y"), json!("x")),
             (

@@ -431,7 +431,10 @@ fn validate_step(
     }
     if let Some(times) = step.repeat {
         let request = actions.iter().all(|a| {
-            ["chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow"].contains(a)
+            [
+                "chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow",
+            ]
+            .contains(a)
         });
         if times == 0 {
             errors.push(err(at("repeat"), "`repeat` must be at least 1".into()));

@@ -320,9 +320,11 @@ impl<'de> Deserialize<'de> for Span {
                 "a duration is a string with its unit, like `90s`, `1h30m` or `1500ms`; got {v}"
             )));
         };
-        humantime::parse_duration(s.trim())
-            .map(Span)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write e.g. `90s`, `2h59m59s`, `1500ms`")))
+        humantime::parse_duration(s.trim()).map(Span).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a duration ({e}); write e.g. `90s`, `2h59m59s`, `1500ms`"
+            ))
+        })
     }
 }
 

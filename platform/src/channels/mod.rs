@@ -302,6 +302,10 @@ mod tests {
         assert_eq!((m.status, m.attempts), (DeliveryStatus::Sent, 1));
         assert!(m.sent_at.is_some());
         assert!(store.pending_outbox(10).await.unwrap().is_empty());
+        assert!(d
+            .metrics
+            .encode()
+            .contains("outbox_deliveries_total{channel=\"email\",outcome=\"sent\"} 1\n"));
     }
 
     /// A delivery's attempts: retried on 5xx up to `max_retries` (3) extra attempts, never on a
