@@ -6,7 +6,6 @@
 //! These run in-process (MOCK topology with the cassette provider), so they need no service; the
 //! GOLDEN cases of `tests/specs.rs` replay the same cassettes on real services.
 
-use harness::fixture;
 use harness::record::episode::Episode;
 use harness::record::replay::{self, ReplayMode, Verdict};
 use harness::runner::{self, RunConfig, Status};
@@ -56,7 +55,11 @@ fn fixture_values() -> BTreeSet<String> {
     for s in &specs {
         let slug_of = |alias: &str| runner::tenant_slug(seed, &s.id, alias, "");
         for name in &s.fixtures {
-            for t in fixture::build(name, seed, &slug_of).unwrap_or_default() {
+            for t in s
+                .fixture_set
+                .build(name, seed, &slug_of)
+                .unwrap_or_default()
+            {
                 for l in t.users.values() {
                     out.insert(l.email.clone());
                     out.insert(l.password.clone());

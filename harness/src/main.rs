@@ -126,6 +126,9 @@ struct ListArgs {
     /// Print the requirement matrix instead.
     #[arg(long)]
     matrix: bool,
+    /// Print every fixture instead: its tenants, users, API keys, products, orders, documents.
+    #[arg(long)]
+    fixtures: bool,
     /// The requirement catalogue (for --matrix).
     #[arg(long, default_value = "../shared/requirements")]
     requirements: PathBuf,
@@ -439,7 +442,82 @@ fn replay_cmd(a: ReplayArgs) -> ExitCode {
     }
 }
 
+/// `harness list --fixtures`: every fact of every fixture a spec author needs.
+fn list_fixtures(dir: &Path) -> ExitCode {
+    let fixtures = match harness::fixture::Fixtures::for_specs(dir) {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    for (name, def) in fixtures.list() {
+        println!("{name}: {}", def.description);
+        for t in &def.tenants {
+            println!("  tenant `{}` ({}, plan {})", t.alias, t.name, t.plan);
+            if let Some(l) = &t.limits {
+                println!("    limits: {l}");
+            }
+            if let Some(tools) = &t.allowed_tools {
+                println!("    allowed tools: {}", tools.join(", "));
+            }
+            let users: Vec<String> = t
+                .users
+                .iter()
+                .map(|u| format!("{} ({})", u.handle, u.role))
+                .collect();
+            println!("    users: {}", users.join(", "));
+            if !t.api_keys.is_empty() {
+                let keys: Vec<String> = t
+                    .api_keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.label, k.role))
+                    .collect();
+                println!("    API keys: {}", keys.join(", "));
+            }
+            for p in &t.products {
+                println!(
+                    "    product {} {}: {} cents, stock {}",
+                    p["sku"].as_str().unwrap_or("?"),
+                    p["name"].as_str().unwrap_or(""),
+                    p["price_cents"],
+                    p["stock"]
+                );
+            }
+            for o in &t.orders {
+                println!(
+                    "    order {} of {}: {}, payment {}{}",
+                    o.order_id,
+                    o.owner,
+                    o.status,
+                    o.payment_status,
+                    o.tracking_number
+                        .as_ref()
+                        .map(|n| format!(", tracking {n}"))
+                        .unwrap_or_default()
+                );
+            }
+            for d in &t.documents {
+                println!("    document \"{}\" ({})", d.title, d.level);
+            }
+            let g = &t.generated;
+            if g.users + g.documents + g.leads > 0 {
+                println!(
+                    "    generated from the seed: {} users, {} public documents, {} leads",
+                    g.users, g.documents, g.leads
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn list(dir: &Path, a: ListArgs) -> ExitCode {
+    if a.fixtures {
+        return list_fixtures(dir);
+    }
     let loaded = spec::load_dir(dir);
     for e in &loaded.errors {
         eprintln!("{e}");

@@ -469,7 +469,9 @@ impl<'a> Scenario<'a> {
         };
         sc.vars.insert("seed".into(), json!(cfg.seed));
         for name in &spec.fixtures {
-            let ts = fixture::build(name, cfg.seed, &slug_of)
+            let ts = spec
+                .fixture_set
+                .build(name, cfg.seed, &slug_of)
                 .ok_or_else(|| setup(format!("unknown fixture `{name}`")))?;
             for t in ts {
                 let slug = t.slug.clone();

@@ -4,7 +4,7 @@
 use crate::bus::jetstream::{JetStreamBus, JetStreamOptions};
 use crate::bus::outbox::{MemoryOutbox, Outbox, PgOutbox};
 use crate::bus::{memory::MemoryBus, Bus};
-use crate::clock::{Clock, Ids, SystemClock};
+use crate::clock::{Clock, Ids, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::config::{BusKind, KvKind, StoreKind};
 use crate::demo::{self, SeedError, Seeded};
@@ -33,8 +33,14 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// In-memory store, bus and kv, the scripted model and the system clock: MOCK mode.
+    /// In-memory store, bus and kv, the scripted model and the system clock (a [`ManualClock`]
+    /// frozen at the fixtures' epoch with `manual_clock`): MOCK mode.
     pub fn embedded(cfg: &Config) -> Self {
+        let clock: Arc<dyn Clock> = if cfg.manual_clock {
+            Arc::new(ManualClock::at_epoch())
+        } else {
+            Arc::new(SystemClock)
+        };
         Self {
             store: Arc::new(MemoryStore::default()),
             bus: Arc::new(MemoryBus::with_delivery(
@@ -43,7 +49,7 @@ impl Backends {
             )),
             kv: Arc::new(MemoryKv::default()),
             llm: Arc::new(ScriptedLlm::new(cfg.seed)),
-            clock: Arc::new(SystemClock),
+            clock,
         }
     }
 
@@ -172,6 +178,11 @@ impl App {
         if cfg.production && cfg.fault_injection {
             return Err(StartError::Config(
                 "fault injection cannot be switched on in a production deployment".into(),
+            ));
+        }
+        if cfg.production && cfg.manual_clock {
+            return Err(StartError::Config(
+                "the manual test clock cannot be switched on in a production deployment".into(),
             ));
         }
         let cfg = Arc::new(cfg);

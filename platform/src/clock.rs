@@ -123,6 +123,31 @@ mod tests {
         assert_ne!(x, unit_draw(2, "k"));
     }
 
+    #[tokio::test]
+    async fn manual_clock_config_freezes_time_at_the_epoch_and_production_refuses_it() {
+        use crate::app::{App, Backends, StartError};
+        let cfg = crate::config::Config {
+            manual_clock: true,
+            ..Default::default()
+        };
+        let clock = Backends::embedded(&cfg).clock;
+        assert_eq!(clock.now(), ManualClock::at_epoch().now());
+        assert!(clock.advance_by(Duration::seconds(1)));
+        assert!(!Backends::embedded(&Default::default())
+            .clock
+            .advance_by(Duration::seconds(1)));
+
+        let cfg = crate::config::Config {
+            production: true,
+            ..cfg
+        };
+        match App::start(cfg.clone(), Backends::embedded(&cfg)).await {
+            Err(StartError::Config(m)) => assert!(m.contains("manual test clock"), "{m}"),
+            Err(e) => panic!("refused for another reason: {e}"),
+            Ok(_) => panic!("a production deployment started with a manual clock"),
+        }
+    }
+
     #[test]
     fn manual_clock_moves_only_when_advanced() {
         let c = ManualClock::at_epoch();

@@ -63,6 +63,11 @@ pub struct Config {
     /// default: only test deployments (the harness's targets) turn it on. A production deployment
     /// refuses to start with it on.
     pub fault_injection: bool,
+    /// Whether `platform serve` runs on a test clock (`PLATFORM_MANUAL_CLOCK=1`): frozen at the
+    /// fixtures' epoch (2026-01-01T00:00:00Z, `ManualClock::at_epoch`) and moved only through
+    /// `POST /api/v1/operator/clock`, so that a spawned platform is as reproducible as the
+    /// harness's in-process one. Off by default (the system clock); refused with `production`.
+    pub manual_clock: bool,
     /// `true` for a production deployment (`PLATFORM_PRODUCTION=1`): fault injection and the movable
     /// test clock are then refused at start-up, whatever else the configuration says.
     pub production: bool,
@@ -323,6 +328,7 @@ impl Default for Config {
             run_budget: RunBudget::default(),
             operator_key: None,
             fault_injection: false,
+            manual_clock: false,
             production: false,
             backends: BackendsConfig::default(),
             delivery: crate::bus::DeliveryConfig::default(),
@@ -376,6 +382,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("PLATFORM_FAULT_INJECTION") {
             cfg.fault_injection = matches!(v.as_str(), "1" | "true");
+        }
+        if let Ok(v) = std::env::var("PLATFORM_MANUAL_CLOCK") {
+            cfg.manual_clock = matches!(v.as_str(), "1" | "true");
         }
         if let Ok(v) = std::env::var("PLATFORM_PRODUCTION") {
             cfg.production = matches!(v.as_str(), "1" | "true");

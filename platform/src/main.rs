@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the API with the embedded backends and the demo data.
+    /// Serve the API on the configured backends (embedded by default) with the demo data.
     Serve {
         /// Listen address (overrides PLATFORM_ADDR and the config file).
         #[arg(long)]
@@ -143,6 +143,7 @@ async fn main() -> ExitCode {
             }
             let addr = cfg.addr.clone();
             let described = Backends::describe(&cfg);
+            let manual_clock = cfg.manual_clock;
             let backends = match Backends::from_config(&cfg).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -164,6 +165,12 @@ async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // The address actually bound (with `--addr 127.0.0.1:0`, the port the kernel chose):
+            // a supervisor such as the harness's spawned target reads it from this first line.
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+            if manual_clock {
+                tracing::warn!("manual_clock: the clock is frozen at 2026-01-01T00:00:00Z and moves only through POST /api/v1/operator/clock");
+            }
             println!("platform listening on http://{addr} ({described}; demo data seeded)");
             println!("get a token:  curl -s -X POST http://{addr}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"tenant_id\":\"acme\",\"email\":\"bob@acme.test\",\"password\":\"demo\"}}'");
             println!("        or:   platform token --tenant acme --user bob --role user");

@@ -3,9 +3,10 @@
 
 use super::model::{Actor, Spec, Step};
 use crate::expect::{matcher::Matcher, path::Path};
-use crate::fixture;
+use crate::fixture::Fixtures;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 /// A problem with one spec file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,12 +24,20 @@ pub struct Loaded {
     pub errors: Vec<LoadError>,
 }
 
-/// Loads every `*.yaml`/`*.yml` under `dir` (recursively).
+/// Loads every `*.yaml`/`*.yml` under `dir` (recursively), with the fixtures of `dir/fixtures`
+/// (the workspace's when `dir` has none).
 pub fn load_dir(dir: &FsPath) -> Loaded {
     let mut files = vec![];
     collect(dir, &mut files);
     files.sort();
     let mut out = Loaded::default();
+    let fixtures = match Fixtures::for_specs(dir) {
+        Ok(f) => f,
+        Err(errors) => {
+            out.errors.extend(errors);
+            Arc::new(Fixtures::default())
+        }
+    };
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for f in files {
         match std::fs::read_to_string(&f) {
@@ -37,7 +46,7 @@ pub fn load_dir(dir: &FsPath) -> Loaded {
                 line: 1,
                 message: format!("cannot read: {e}"),
             }),
-            Ok(text) => match load_str(&f, &text) {
+            Ok(text) => match load_with(&f, &text, &fixtures) {
                 Ok(spec) => {
                     if let Some(first) = seen.get(&spec.id) {
                         out.errors.push(LoadError {
@@ -69,8 +78,12 @@ fn collect(dir: &FsPath, out: &mut Vec<PathBuf>) {
     };
     for e in rd.flatten() {
         let p = e.path();
-        // `cases/` holds data the specs read (the adversarial catalogue), not specs.
-        if p.is_dir() && p.file_name().is_some_and(|n| n != "cases") {
+        // `cases/` holds data the specs read (the adversarial catalogue) and `fixtures/` the data
+        // sets they provision, not specs.
+        if p.is_dir()
+            && p.file_name()
+                .is_some_and(|n| n != "cases" && n != "fixtures")
+        {
             collect(&p, out);
         } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
             out.push(p);
@@ -78,8 +91,23 @@ fn collect(dir: &FsPath, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Parses and validates one spec; all its problems at once.
+/// Parses and validates one spec, with the fixtures of its specs directory (`<dir>/fixtures` for
+/// `<dir>/<suite>/<file>`, else the workspace's); all its problems at once.
 pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
+    let root = file
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap_or(FsPath::new("."));
+    let fixtures = Fixtures::for_specs(root)?;
+    load_with(file, text, &fixtures)
+}
+
+/// Parses and validates one spec against `fixtures`.
+pub fn load_with(
+    file: &FsPath,
+    text: &str,
+    fixtures: &Arc<Fixtures>,
+) -> Result<Spec, Vec<LoadError>> {
     let err = |line: usize, message: String| LoadError {
         file: file.to_path_buf(),
         line,
@@ -99,6 +127,7 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
     let mut spec: Spec = serde_norway::from_str(text).map_err(yaml_error)?;
     spec.file = file.to_path_buf();
     spec.source = text.to_string();
+    spec.fixture_set = fixtures.clone();
     spec.step_lines = step_lines(text);
     let mut errors = vec![];
     let step_lines = spec.step_lines.clone();
@@ -131,12 +160,13 @@ pub fn load_str(file: &FsPath, text: &str) -> Result<Spec, Vec<LoadError>> {
     }
     let mut aliases: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for name in &spec.fixtures {
-        match fixture::build(name, 0, &|a| a.to_string()) {
+        match fixtures.build(name, 0, &|a| a.to_string()) {
             None => errors.push(err(
                 line_of(text, name, 0).unwrap_or(top("fixtures")),
                 format!(
-                    "unknown fixture `{name}`; known: {}",
-                    fixture::FIXTURES
+                    "unknown fixture `{name}`; known: {} (files of scenarios/fixtures/)",
+                    fixtures
+                        .list()
                         .iter()
                         .map(|f| f.0)
                         .collect::<Vec<_>>()

@@ -4,5 +4,5 @@
 pub mod load;
 pub mod model;
 
-pub use load::{load_dir, load_str, LoadError, Loaded};
+pub use load::{load_dir, load_str, load_with, LoadError, Loaded};
 pub use model::*;

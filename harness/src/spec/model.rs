@@ -84,6 +84,9 @@ pub struct Spec {
     /// The YAML it was loaded from (episodes embed it, so that they replay on their own).
     #[serde(skip)]
     pub source: String,
+    /// The fixture definitions its `fixtures:` names resolve against.
+    #[serde(skip)]
+    pub fixture_set: std::sync::Arc<crate::fixture::Fixtures>,
 }
 
 impl Spec {

@@ -4,6 +4,7 @@
 //! fixtures, faults and the event window.
 
 pub mod sink;
+pub mod spawned;
 
 use crate::infra::GoldenEnv;
 use platform::app::{App, Backends};
