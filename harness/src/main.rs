@@ -129,6 +129,10 @@ struct ListArgs {
     /// Print every fixture instead: its tenants, users, API keys, products, orders, documents.
     #[arg(long)]
     fixtures: bool,
+    /// Print the configuration of an in-process platform instead (YAML): every key a spec's
+    /// `platform:` section may override, with the value it has unless overridden.
+    #[arg(long)]
+    platform_config: bool,
     /// The requirement catalogue (for --matrix).
     #[arg(long, default_value = "../shared/requirements")]
     requirements: PathBuf,
@@ -517,6 +521,19 @@ fn list_fixtures(dir: &Path) -> ExitCode {
 fn list(dir: &Path, a: ListArgs) -> ExitCode {
     if a.fixtures {
         return list_fixtures(dir);
+    }
+    if a.platform_config {
+        let cfg = harness::target::mock_config(harness::DEFAULT_SEED);
+        return match serde_norway::to_string(&cfg) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let loaded = spec::load_dir(dir);
     for e in &loaded.errors {
