@@ -59,7 +59,7 @@ async fn one_instance_serves_moves_its_clock_logs_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
-async fn two_instances_answer_apart_and_one_killed_leaves_the_other() {
+async fn two_instances_answer_apart_one_killed_leaves_the_other_and_restarts() {
     let opts = SpawnOptions {
         instances: 2,
         ..SpawnOptions::new(config())
@@ -91,6 +91,19 @@ async fn two_instances_answer_apart_and_one_killed_leaves_the_other() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(exists(pids[1]));
+
+    // A restart puts a new process in its place, on a new port, logging to the same log.
+    set.restart(0).await.unwrap();
+    let (again, pid) = (set.base_urls()[0].clone(), set.pids()[0]);
+    assert_ne!(pid, pids[0]);
+    let r = http.get(format!("{again}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let banners = set
+        .logs(0)
+        .iter()
+        .filter(|l| l.starts_with("platform listening on"))
+        .count();
+    assert_eq!(banners, 2);
     assert!(matches!(
         set.kill(2).await,
         Err(SpawnError::NoInstance { index: 2, count: 2 })

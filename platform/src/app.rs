@@ -159,6 +159,9 @@ pub struct App {
     pub sessions: crate::api::realtime::Sessions,
     /// Background consumers of this instance, stopped when it is dropped.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The outbox dispatcher: stopped after its delivery in hand when the instance is dropped,
+    /// at once when it is halted.
+    dispatcher: crate::channels::Running,
 }
 
 impl Drop for App {
@@ -166,6 +169,7 @@ impl Drop for App {
         for t in &self.tasks {
             t.abort();
         }
+        self.dispatcher.stop();
     }
 }
 
@@ -319,9 +323,20 @@ impl App {
                 events,
                 idempotency,
                 sessions: Default::default(),
-                tasks: vec![projector, recovery, reindex, dispatcher.spawn()],
+                tasks: vec![projector, recovery, reindex],
+                dispatcher: dispatcher.spawn(),
             }
         }))
+    }
+
+    /// Stops this instance in order: no new run starts, the background consumers stop, and the
+    /// outbox dispatcher stops after the delivery in hand. The HTTP server is the caller's to stop.
+    pub fn shutdown(&self) {
+        self.engine.halt();
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.dispatcher.stop();
     }
 
     /// Stops this instance as a crash would, for chaos and restart tests: runs in flight are
@@ -332,6 +347,7 @@ impl App {
         for t in &self.tasks {
             t.abort();
         }
+        self.dispatcher.abort();
     }
 
     /// Makes the index entries of tenant `tenant`'s stale documents again (every document's, with

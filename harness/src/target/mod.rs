@@ -117,12 +117,13 @@ struct Instance {
 }
 
 impl Drop for Target {
-    /// Stops the in-process platform's background work (consumers, sweeps, the outbox
-    /// dispatcher) with the scenario: an instance left running would deliver its queued messages
-    /// to whatever listens on its sink's port next.
+    /// Stops the in-process platform's background work with the scenario: an instance left
+    /// running would deliver its queued messages to whatever listens on its sink's port next.
+    /// An orderly stop, not a crash: the outbox dispatcher finishes the delivery in hand (a
+    /// message left `sending` would be delivered again by another GOLDEN platform).
     fn drop(&mut self) {
         if let Some(i) = &self.instance {
-            i.app.halt();
+            i.app.shutdown();
         }
     }
 }

@@ -42,17 +42,22 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// the instance's own last log lines, so the platform's reason is in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
+    /// `cargo build` of the platform failed or could not run (its last lines of output).
     #[error("cannot build the platform binary (set {PLATFORM_BIN_ENV} to use a built one): {0}")]
     Build(String),
+    /// The binary `HARNESS_PLATFORM_BIN` names does not exist.
     #[error("{PLATFORM_BIN_ENV}={0} is not a file")]
     NoBinary(PathBuf),
+    /// The configuration does not serialize, or reads back different from its file.
     #[error("the platform configuration does not survive its file: {0}")]
     Config(String),
+    /// A file, process or signal operation failed.
     #[error("{what}: {source}")]
     Io {
         what: String,
         source: std::io::Error,
     },
+    /// The process ended before it was ready (a refused configuration, an unreachable backend).
     #[error("instance {index} (pid {pid}) exited before it was ready ({status}); its last log lines:\n{log}")]
     Exited {
         index: usize,
@@ -60,6 +65,7 @@ pub enum SpawnError {
         status: String,
         log: String,
     },
+    /// The process did not become ready in `ready_timeout`; it was killed.
     #[error("instance {index} (pid {pid}) was not ready (GET /readyz 200) within {waited:?}; killed; its last log lines:\n{log}")]
     NotReady {
         index: usize,
@@ -67,6 +73,7 @@ pub enum SpawnError {
         waited: Duration,
         log: String,
     },
+    /// An instance index beyond the set.
     #[error("there is no instance {index} (there are {count})")]
     NoInstance { index: usize, count: usize },
 }
@@ -315,6 +322,8 @@ impl Spawned {
         for p in &mut self.procs {
             if p.running() {
                 send(p.pid, libc::SIGTERM)?;
+                // A process frozen by SIGSTOP must run again to handle it.
+                send(p.pid, libc::SIGCONT)?;
             }
         }
         let deadline = Instant::now() + self.opts.stop_grace;

@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::telemetry::{DeliveryLabels, Metrics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +64,25 @@ impl ChannelsConfig {
     }
 }
 
+/// A running dispatcher.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops after the delivery in hand, so that no message is left `sending` by an orderly
+    /// shutdown (another instance would deliver it again once its claim lapsed).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops at once, as a crash would: a delivery in hand is left `sending`.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
 /// Takes messages from the delivery queue and delivers them, one at a time, oldest first.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -101,22 +121,30 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the dispatcher until the task is aborted.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    /// Runs the dispatcher until it is stopped (after the delivery in hand) or aborted.
+    pub fn spawn(self) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
             if self.cfg.poll_ms == 0 {
                 return;
             }
-            loop {
+            while !flag.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(self.cfg.poll_ms)).await;
-                self.drain().await;
+                self.drain_until(&flag).await;
             }
-        })
+        });
+        Running { stop, task }
     }
 
     /// One pass over the delivery queue: every message in it, oldest first. Returns how many
     /// reached a final status.
     pub async fn drain(&self) -> usize {
+        self.drain_until(&AtomicBool::new(false)).await
+    }
+
+    /// [`Dispatcher::drain`], ending early (between two messages) once `stop` is set.
+    async fn drain_until(&self, stop: &AtomicBool) -> usize {
         let queue = match self.store.pending_outbox(64).await {
             Ok(q) => q,
             Err(err) => {
@@ -126,6 +154,9 @@ impl Dispatcher {
         };
         let mut done = 0;
         for (tenant, id) in queue {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
             match self.deliver(&tenant, &id).await {
                 Ok(true) => done += 1,
                 Ok(false) => {}
@@ -229,7 +260,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::resilience::ResilienceConfig;
     use crate::store::memory::MemoryStore;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     /// An adapter that fails `fail` times with `status`, then accepts; it counts its calls.
     struct Flaky {
