@@ -195,14 +195,18 @@ impl Fixtures {
         }
     }
 
-    /// The fixtures beside a spec directory (`<dir>/fixtures`), else the workspace's.
+    /// The workspace's fixtures, and those beside a spec directory (`<dir>/fixtures`), which
+    /// add to them (a file of the same name replaces the shipped one).
     pub fn for_specs(dir: &Path) -> Result<Arc<Fixtures>, Vec<LoadError>> {
+        let shipped = Fixtures::shipped()?;
         let own = dir.join("fixtures");
-        if own.is_dir() {
-            Fixtures::load(&own).map(Arc::new)
-        } else {
-            Fixtures::shipped()
+        if !own.is_dir() {
+            return Ok(shipped);
         }
+        let mine = Fixtures::load(&own)?;
+        let mut all = (*shipped).clone();
+        all.defs.extend(mine.defs);
+        Ok(Arc::new(all))
     }
 
     /// The workspace's `scenarios/fixtures`, loaded once.

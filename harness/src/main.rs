@@ -784,7 +784,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
                 step: "load".into(),
                 message: e.message.clone(),
                 seed: cfg.seed,
-                reproduce: "cargo run -p harness -- list".into(),
+                reproduce: format!("cargo run -p harness -- --scenarios {} list", dir.display()),
             }),
             skip_reason: None,
             transcript: vec![],

@@ -251,9 +251,11 @@ pub fn check(
             let was = before.sum(&it.name, &it.labels);
             if let Err(why) = m.check(Some(&number(now - was))) {
                 problems.push(format!(
-                    "metric `{}{labels}` changed by {} during the step ({was} -> {now}): {why}",
+                    "metric `{}{labels}` changed by {} during the step ({} -> {}): {why}",
                     it.name,
-                    short(&number(now - was))
+                    short(&number(now - was)),
+                    number(was),
+                    number(now)
                 ));
             }
         }
@@ -264,6 +266,7 @@ pub fn check(
 /// A metric value as JSON: an integer when it is one, so that messages read `3`, not `3.0`.
 fn number(v: f64) -> Value {
     if v.fract() == 0.0 && v.abs() < 9e15 {
+        // `as` maps -0.0 to 0.
         Value::from(v as i64)
     } else {
         Value::from(v)

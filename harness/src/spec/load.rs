@@ -164,7 +164,7 @@ pub fn load_with(
             None => errors.push(err(
                 line_of(text, name, 0).unwrap_or(top("fixtures")),
                 format!(
-                    "unknown fixture `{name}`; known: {} (files of scenarios/fixtures/)",
+                    "unknown fixture `{name}`; known: {} (the shipped scenarios/fixtures/, and fixtures/ beside your specs)",
                     fixtures
                         .list()
                         .iter()
@@ -518,9 +518,19 @@ fn flow_key_hint(line: &str) -> Option<String> {
         regex::Regex::new(r#"[{,]\s*([A-Za-z_$][\w.$-]*\[[^\]]*\][^:{},"']*):"#)
             .expect("a valid pattern")
     });
-    let key = re.captures(line)?.get(1)?.as_str();
+    if let Some(key) = re.captures(line).and_then(|c| c.get(1)) {
+        let key = key.as_str();
+        return Some(format!(
+            " (the key `{key}` has brackets inside a flow map `{{...}}`, where `[` starts a list: quote it, `\"{key}\": ...`, or write the map in block style, one `key: value` per line)"
+        ));
+    }
+    // `{a: ${x}}`: in flow style `{` after `$` opens another map.
+    static VAR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let var = VAR
+        .get_or_init(|| regex::Regex::new(r#"[:,\[{]\s*(\$\{[^}]*\})"#).expect("a valid pattern"));
+    let v = var.captures(line)?.get(1)?.as_str();
     Some(format!(
-        " (the key `{key}` has brackets inside a flow map `{{...}}`, where `[` starts a list: quote it, `\"{key}\": ...`, or write the map in block style, one `key: value` per line)"
+        " (the unquoted `{v}` inside a flow map or list: quote it, `\"{v}\"`, or write the map in block style)"
     ))
 }
 
@@ -675,6 +685,20 @@ steps:
             "  - advance_clock: 3 fortnights\n  - get: /healthz\n",
         );
         assert!(one_error(&bad).message.contains("is not a duration"));
+    }
+
+    #[test]
+    fn an_unquoted_variable_in_a_flow_map_gets_told_to_quote_it() {
+        let text = GOOD.replace(
+            "        response.metadata.tier_used: SLM_A\n",
+            "        response.metadata.tier_used: SLM_A\n      run: {run_id: ${rid}, status: completed}\n",
+        );
+        let e = load(&text).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("the unquoted `${rid}`")),
+            "{e:?}"
+        );
     }
 
     #[test]
