@@ -103,6 +103,12 @@ struct RunArgs {
     /// The deployment's operator key (with --target).
     #[arg(long, env = "HARNESS_OPERATOR_KEY")]
     operator_key: Option<String>,
+    /// Start this many `platform serve` processes (the binary is built first) and run the specs
+    /// against them over HTTP, as against a deployment: on embedded backends in MOCK (then only
+    /// 1), on the run's Postgres, NATS and Redis in GOLDEN. Their model is the scripted one of
+    /// the seed; their channels deliver to the harness's sink.
+    #[arg(long)]
+    spawn: Option<usize>,
     /// Write each scenario's episode to `<golden>/episodes/<suite>/<id>.json`.
     #[arg(long)]
     record_episodes: bool,
@@ -141,10 +147,57 @@ struct ListArgs {
     write: Option<PathBuf>,
 }
 
+/// Starts `n` platform processes for `--spawn`: MOCK's configuration (operator surface, fault
+/// injection, a movable clock) on embedded backends, or GOLDEN's on the run's services; every
+/// channel delivers to a sink of the run's. Returns the processes, the sink and the operator key.
+async fn spawn_platform(
+    n: usize,
+    mode: Mode,
+    seed: u64,
+    golden: Option<std::sync::Arc<infra::GoldenEnv>>,
+) -> Result<
+    (
+        harness::target::spawned::Spawned,
+        std::sync::Arc<harness::target::sink::Sink>,
+        String,
+    ),
+    String,
+> {
+    use harness::target::{golden_config, mock_config, sink::Sink, spawned};
+    let mut cfg = match (&golden, mode) {
+        (Some(env), Mode::Golden) => golden_config(seed, "spawned", env),
+        (None, Mode::Mock) if n == 1 => mock_config(seed),
+        (None, Mode::Mock) => {
+            return Err(
+                "more than one process on embedded backends would be separate deployments; use --mode golden".into(),
+            )
+        }
+        _ => return Err("GOLDEN services are not available".into()),
+    };
+    let sink = std::sync::Arc::new(Sink::start().await);
+    cfg.channels.endpoint = Some(sink.url());
+    cfg.manual_clock = true;
+    let key = cfg.operator_key.clone().unwrap_or_default();
+    let mut opts = spawned::SpawnOptions::new(cfg);
+    opts.instances = n;
+    let procs = spawned::Spawned::start(opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "spawned {n} platform process(es): {} (pids {:?})",
+        procs.base_urls().join(", "),
+        procs.pids()
+    );
+    Ok((procs, sink, key))
+}
+
 /// The flags of `harness run` that a `reproduce:` line must repeat besides mode, selection, seed
 /// and target: where the specs, golden files and workflows came from, and the determinism check.
 fn run_flags(scenarios: &Path, a: &RunArgs) -> Vec<String> {
     let mut out = vec![];
+    if let Some(n) = a.spawn {
+        out.push(format!("--spawn {n}"));
+    }
     if scenarios != scenarios_dir(None) {
         out.push(format!("--scenarios {}", scenarios.display()));
     }
@@ -630,13 +683,49 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             }
         }
     }
+    // `--spawn N`: the platform as separate processes, kept until the run ends.
+    let mut spawned = None;
+    if a.spawn.is_some() && (a.target.is_some() || a.check_determinism) {
+        eprintln!("--spawn starts its own deployment: not with --target or --check-determinism");
+        return ExitCode::from(2);
+    }
+    if let Some(n) = a.spawn {
+        match rt.block_on(spawn_platform(
+            n,
+            mode,
+            a.sel.seed,
+            golden.as_ref().map(|(_, e)| e.clone()),
+        )) {
+            Ok(s) => spawned = Some(s),
+            Err(e) => {
+                eprintln!("--spawn: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let target = match a.target {
+        None if spawned.is_some() => {
+            let Some((procs, sink, key)) = &spawned else {
+                return ExitCode::FAILURE;
+            };
+            TargetSpec::Remote {
+                url: procs.base_urls().first().cloned().unwrap_or_default(),
+                operator_key: key.clone(),
+                sink: Some(sink.clone()),
+                spawned: true,
+            }
+        }
         None => match &golden {
             Some((_, env)) => TargetSpec::Golden(env.clone()),
             None => TargetSpec::Mock,
         },
         Some(url) => match a.operator_key {
-            Some(operator_key) => TargetSpec::Remote { url, operator_key },
+            Some(operator_key) => TargetSpec::Remote {
+                url,
+                operator_key,
+                sink: None,
+                spawned: false,
+            },
             None => {
                 eprintln!("--target needs the deployment's operator key (--operator-key or HARNESS_OPERATOR_KEY)");
                 return ExitCode::from(2);
@@ -697,6 +786,12 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
         })),
     };
     bar.finish_and_clear();
+    // The processes go before their database does.
+    if let Some((mut procs, _, _)) = spawned.take() {
+        if let Err(e) = rt.block_on(procs.stop()) {
+            eprintln!("harness: stopping the spawned platform: {e}");
+        }
+    }
     if let Some((_, env)) = &golden {
         rt.block_on(env.cleanup());
     }

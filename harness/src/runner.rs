@@ -83,6 +83,7 @@ impl RunConfig {
     pub fn reproduce(&self, spec: &Spec) -> String {
         let target = match &self.target {
             TargetSpec::Mock | TargetSpec::Golden(_) => String::new(),
+            TargetSpec::Remote { spawned: true, .. } => String::new(),
             TargetSpec::Remote { url, .. } => format!(" --target {url}"),
         };
         let flags: String = self.flags.iter().map(|f| format!(" {f}")).collect();
@@ -213,7 +214,28 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
             skip = Some("its `platform:` configuration needs an in-process target".into());
         } else if spec.steps.iter().any(|s| s.restart.is_some()) {
             skip = Some("its `restart` step needs an in-process target".into());
-        } else if spec.steps.iter().any(|s| s.sink.is_some()) {
+        } else if spec.steps.iter().any(|s| {
+            s.advance_clock.is_some()
+                || s.concurrently
+                    .iter()
+                    .flatten()
+                    .any(|c| c.advance_clock.is_some())
+        }) {
+            skip = Some(
+                "its `advance_clock` would move the deployment's clock under every other scenario running on it"
+                    .into(),
+            );
+        } else if spec.steps.iter().any(|s| s.replay.is_some()) {
+            skip =
+                Some("its `replay` step replays an episode through an in-process platform".into());
+        } else if spec.steps.iter().any(|s| !s.expect.metrics.is_empty()) {
+            skip = Some(
+                "its `metrics:` expectations count from a fresh platform; a deployment's /metrics also counts every other run"
+                    .into(),
+            );
+        } else if spec.steps.iter().any(|s| s.sink.is_some())
+            && matches!(cfg.target, TargetSpec::Remote { sink: None, .. })
+        {
             skip = Some(
                 "its `sink` step reads the harness's channel endpoint, which a deployment's channels do not deliver to"
                     .into(),

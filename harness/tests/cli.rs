@@ -217,3 +217,27 @@ fn golden_runs_on_real_services_or_says_why_it_cannot() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_spawned_platform_process_runs_the_specs_and_a_failure_reproduces_with_spawn() {
+    let dir = scratch("spawn", &[("pass.yaml", PASSING), ("fail.yaml", FAILING)]);
+    let (code, text, report) = harness(&dir, &["run", "--spawn", "1", "--jobs", "1"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("spawned 1 platform process(es): http://127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("against http://127.0.0.1:"), "{text}");
+    assert_eq!(report["summary"]["passed"], 1, "{report}");
+    assert_eq!(report["summary"]["failed"], 1, "{report}");
+    assert!(
+        text.contains(
+            "reproduce: cargo run -p harness -- run --mode mock --only T-FAIL --seed 42 --spawn 1"
+        ),
+        "{text}"
+    );
+    let (code, text, _) = harness(&dir, &["run", "--spawn", "2"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("separate deployments"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}

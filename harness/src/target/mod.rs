@@ -74,8 +74,15 @@ pub enum TargetSpec {
     /// A fresh in-process platform per scenario on the real backends of the run's [`GoldenEnv`]
     /// (the model answers from cassettes: see [`ModelPlan`]).
     Golden(Arc<GoldenEnv>),
-    /// A running deployment; its operator key provisions fixtures.
-    Remote { url: String, operator_key: String },
+    /// A running deployment; its operator key provisions fixtures. `sink` is the channels'
+    /// endpoint when the harness configured the deployment (`--spawn`), and `spawned` says so:
+    /// a reproduction starts the processes again instead of naming their passing URL.
+    Remote {
+        url: String,
+        operator_key: String,
+        sink: Option<Arc<sink::Sink>>,
+        spawned: bool,
+    },
 }
 
 impl std::fmt::Debug for TargetSpec {
@@ -190,13 +197,19 @@ impl TargetSpec {
         workflows_dir: Option<&std::path::Path>,
         platform_overlay: Option<&serde_json::Value>,
     ) -> Result<Target, TargetError> {
-        if let TargetSpec::Remote { url, operator_key } = self {
+        if let TargetSpec::Remote {
+            url,
+            operator_key,
+            sink,
+            ..
+        } = self
+        {
             return Ok(Target {
                 base_url: url.trim_end_matches('/').to_string(),
                 operator_key: operator_key.clone(),
                 llm: None,
                 instance: None,
-                sink: None,
+                sink: sink.clone(),
                 _stop: None,
             });
         }
