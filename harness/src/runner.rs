@@ -1187,7 +1187,7 @@ impl<'a> Scenario<'a> {
             .target
             .sink
             .as_ref()
-            .ok_or("a `sink` step needs an in-process target (MOCK or GOLDEN): a deployment's channels deliver to its own endpoints")?;
+            .ok_or("a `sink` step needs a target whose channels the harness configured (MOCK, GOLDEN or --spawn): a deployment's channels deliver to its own endpoints")?;
         let tenants = self.tenant_slugs();
         if let Some(status) = s.answer {
             sink.answer(&tenants, s.channel.as_deref(), status);
