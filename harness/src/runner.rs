@@ -127,6 +127,16 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Headers a transcript leaves out: `date` and `content-length` say when and how long rather than
+/// what, and the remaining tokens of a rate limit (and when they refill) count every earlier
+/// request, including how often a `wait_until` polled, which a rerun does not repeat.
+pub const VOLATILE_HEADERS: &[&str] = &[
+    "date",
+    "content-length",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+
 /// One request of a scenario and its answer, as the harness saw them. The transcript of a MOCK run
 /// is the same, byte for byte, on every rerun with the same seed, except which copy of a `parallel`
 /// step got which id and `/metrics` (its latency histograms measure real time).
@@ -147,8 +157,7 @@ pub struct Exchange {
     /// `duration_ms`, which comparisons ignore.
     #[serde(skip)]
     pub latency_ms: u64,
-    /// The response's headers (lower-case names), without `date` and `content-length`, which
-    /// say when and how long rather than what.
+    /// The response's headers (lower-case names), without [`VOLATILE_HEADERS`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub headers: BTreeMap<String, String>,
     /// The tenant alias of the caller that sent it (the oracle's attribution); `None` for the
@@ -1085,6 +1094,7 @@ impl<'a> Scenario<'a> {
                     e.copy = i as usize + 1;
                 }
             }
+
             self.transcript.extend(last);
             resp = Some(r.map_err(|m| {
                 if times > 1 {
@@ -1867,7 +1877,7 @@ impl<'a> Scenario<'a> {
                     Ok(r) => r
                         .headers
                         .iter()
-                        .filter(|(k, _)| k.as_str() != "date" && k.as_str() != "content-length")
+                        .filter(|(k, _)| !VOLATILE_HEADERS.contains(&k.as_str()))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                     Err(_) => BTreeMap::new(),

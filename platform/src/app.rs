@@ -419,8 +419,22 @@ impl App {
         run_id: Option<uuid::Uuid>,
         data: serde_json::Value,
     ) {
+        self.publish_from(&self.ids, tenant, event_type, run_id, data)
+            .await
+    }
+
+    /// [`App::publish`] with the event id drawn from `ids`: the metering of a request takes it
+    /// from the request-id stream, so that how often a client polls shifts no order's or run's id.
+    pub async fn publish_from(
+        &self,
+        ids: &Ids,
+        tenant: &crate::domain::TenantId,
+        event_type: &str,
+        run_id: Option<uuid::Uuid>,
+        data: serde_json::Value,
+    ) {
         let ev = crate::bus::Event {
-            event_id: self.ids.uuid(),
+            event_id: ids.uuid(),
             event_type: event_type.to_string(),
             tenant_id: tenant.clone(),
             run_id,

@@ -434,7 +434,8 @@ pub async fn gate(
 /// Counts one served request (an HTTP request, or a WebSocket chat message) towards the tenant's
 /// usage.
 pub async fn meter_request(app: &App, tenant: &TenantId) {
-    app.publish(
+    app.publish_from(
+        &app.request_ids,
         tenant,
         "usage.metered",
         None,
