@@ -10,7 +10,7 @@ use crate::fixture::{self, FixtureTenant};
 use crate::oracle;
 use crate::record::episode::{self, Episode, TenantRecord};
 use crate::record::snapshot;
-use crate::spec::{Actor, Mode, Spec, Step};
+use crate::spec::{Action, Actor, Mode, Spec, Step, Verb};
 use crate::target::{ModelPlan, Target, TargetSpec};
 use futures::StreamExt;
 use reqwest::Method;
@@ -976,109 +976,134 @@ impl<'a> Scenario<'a> {
 
     /// Runs the step's one action and checks its expectations (all but `metrics`).
     async fn action(&mut self, n: usize, step: &Step) -> Result<(), String> {
-        if let Some(f) = &step.fault {
-            return self.fault(step, f).await;
-        }
-        if let Some(a) = &step.attacks {
-            return self.attacks(n, step, a).await;
-        }
-        if let Some(list) = &step.concurrently {
-            return self.concurrently(n, list).await;
-        }
-        if let Some(w) = &step.ws {
-            return self.ws(n, step, w).await;
-        }
-        if let Some(s) = &step.sink {
-            return self.sink(n, step, s).await;
-        }
-        if let Some(r) = &step.replay {
-            let resp = self.replay(r).await?;
-            // The transcript and failure messages keep the verdict: not the two whole episodes,
-            // nor the timing analysis (real time: a rerun must read the same).
-            let mut summary = resp.json.clone();
-            if let Some(m) = summary.as_object_mut() {
-                m.remove("episode");
-                m.remove("original");
-                m.remove("analysis");
+        let action = step
+            .action()
+            .ok_or("the step names no single action (the loader refuses such a step)")?;
+        match action {
+            Action::Fault(f) => self.fault(step, f).await,
+            Action::Attacks(a) => self.attacks(n, step, a).await,
+            Action::Concurrently(list) => self.concurrently(n, list).await,
+            Action::Ws(w) => self.ws(n, step, w).await,
+            Action::Sink(s) => self.sink(n, step, s).await,
+            Action::Replay(r) => self.replay_step(n, step, r).await,
+            Action::Restart(r) => {
+                let resp = self.restart(step, r).await?;
+                self.harness_step(n, step, "RESTART".into(), resp).await
             }
-            self.transcript.push(Exchange {
-                step: n,
-                copy: 0,
-                request: format!("REPLAY {}", r.episode),
-                body: None,
-                status: resp.status,
-                response: summary.clone(),
-                latency_ms: resp.latency.as_millis() as u64,
-                headers: BTreeMap::new(),
-                caller: None,
-            });
-            self.check_response(step, &resp, &BTreeMap::new())
-                .await
-                .map_err(|m| format!("{m}\nreplay report: {}", expect::matcher::short(&summary)))?;
-            return self.capture(step, &resp);
-        }
-        let special = match (&step.restart, &step.wait_for_event) {
-            (Some(r), _) => Some(("RESTART".to_string(), self.restart(step, r).await?)),
-            (_, Some(w)) => Some((
-                format!("WAIT FOR {}", w.subject),
-                event_response(self.await_event(step, &w.subject, &w.fields).await?),
-            )),
-            _ => None,
-        };
-        if let Some((request, resp)) = special {
-            self.transcript.push(Exchange {
-                step: n,
-                copy: 0,
-                request,
-                body: None,
-                status: resp.status,
-                response: resp.json.clone(),
-                latency_ms: 0,
-                headers: BTreeMap::new(),
-                caller: None,
-            });
-            self.check_response(step, &resp, &BTreeMap::new()).await?;
-            return self.capture(step, &resp);
-        }
-        if step.background {
-            let creds = self.credentials(&self.actor(step)).await?;
-            let req = self.request(n, step, creds)?;
-            self.transcript.push(Exchange {
-                step: n,
-                copy: 0,
-                request: format!(
-                    "{} {} (in the background)",
-                    req.method,
-                    req.url
-                        .strip_prefix(&self.target.base_url)
-                        .unwrap_or(&req.url)
-                ),
-                body: req
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_slice(b).ok()),
-                status: 0,
-                response: Value::Null,
-                latency_ms: 0,
-                headers: BTreeMap::new(),
-                caller: None,
-            });
-            let http = self.http.clone();
-            self.background.push(tokio::spawn(async move {
-                let _ = drive::send(&http, &req).await;
-            }));
-            return Ok(());
-        }
-        if let Some(span) = step.advance_clock {
-            return self
-                .operator(
+            Action::WaitForEvent(w) => {
+                let resp = event_response(self.await_event(step, &w.subject, &w.fields).await?);
+                self.harness_step(n, step, format!("WAIT FOR {}", w.subject), resp)
+                    .await
+            }
+            Action::AdvanceClock(span) => {
+                self.operator(
                     Method::POST,
                     "/api/v1/operator/clock",
                     &json!({"advance_ms": span.as_millis()}),
                     200,
                 )
-                .await;
+                .await
+            }
+            Action::Chat { .. } | Action::Http { .. } | Action::Workflow(_) => {
+                if step.background {
+                    self.background_request(n, step).await
+                } else {
+                    self.request_step(n, step).await
+                }
+            }
         }
+    }
+
+    /// A `replay` step: the replay's report is the step's response.
+    async fn replay_step(
+        &mut self,
+        n: usize,
+        step: &Step,
+        r: &crate::spec::ReplayStep,
+    ) -> Result<(), String> {
+        let resp = self.replay(r).await?;
+        // The transcript and failure messages keep the verdict: not the two whole episodes,
+        // nor the timing analysis (real time: a rerun must read the same).
+        let mut summary = resp.json.clone();
+        if let Some(m) = summary.as_object_mut() {
+            m.remove("episode");
+            m.remove("original");
+            m.remove("analysis");
+        }
+        self.transcript.push(Exchange {
+            step: n,
+            copy: 0,
+            request: format!("REPLAY {}", r.episode),
+            body: None,
+            status: resp.status,
+            response: summary.clone(),
+            latency_ms: resp.latency.as_millis() as u64,
+            headers: BTreeMap::new(),
+            caller: None,
+        });
+        self.check_response(step, &resp, &BTreeMap::new())
+            .await
+            .map_err(|m| format!("{m}\nreplay report: {}", expect::matcher::short(&summary)))?;
+        self.capture(step, &resp)
+    }
+
+    /// A step the harness answers itself (a restart, an event wait): its response goes to the
+    /// transcript and is checked like a request's.
+    async fn harness_step(
+        &mut self,
+        n: usize,
+        step: &Step,
+        request: String,
+        resp: Response,
+    ) -> Result<(), String> {
+        self.transcript.push(Exchange {
+            step: n,
+            copy: 0,
+            request,
+            body: None,
+            status: resp.status,
+            response: resp.json.clone(),
+            latency_ms: 0,
+            headers: BTreeMap::new(),
+            caller: None,
+        });
+        self.check_response(step, &resp, &BTreeMap::new()).await?;
+        self.capture(step, &resp)
+    }
+
+    /// A request sent with `background: true`: recorded, sent, not waited for.
+    async fn background_request(&mut self, n: usize, step: &Step) -> Result<(), String> {
+        let creds = self.credentials(&self.actor(step)).await?;
+        let req = self.request(n, step, creds)?;
+        self.transcript.push(Exchange {
+            step: n,
+            copy: 0,
+            request: format!(
+                "{} {} (in the background)",
+                req.method,
+                req.url
+                    .strip_prefix(&self.target.base_url)
+                    .unwrap_or(&req.url)
+            ),
+            body: req
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok()),
+            status: 0,
+            response: Value::Null,
+            latency_ms: 0,
+            headers: BTreeMap::new(),
+            caller: None,
+        });
+        let http = self.http.clone();
+        self.background.push(tokio::spawn(async move {
+            let _ = drive::send(&http, &req).await;
+        }));
+        Ok(())
+    }
+
+    /// A request step: sent (`repeat` times, each after the last), checked, captured.
+    async fn request_step(&mut self, n: usize, step: &Step) -> Result<(), String> {
         // `repeat: n` sends the step n times, one after another; each repetition's exchanges are
         // numbered as its copy (1..n) in the transcript.
         let times = step.repeat.unwrap_or(1);
@@ -1696,51 +1721,46 @@ impl<'a> Scenario<'a> {
             }
             Ok(base)
         };
-        let (method, path, body, sse) = if let Some(text) = &step.chat {
-            (
-                Method::POST,
-                "/api/v1/chat/message".to_string(),
-                Some(merge(
-                    json!({"message": {"content": self.interp_str(text)?}}),
-                )?),
-                false,
-            )
-        } else if let Some(text) = &step.sse_chat {
-            (
-                Method::POST,
-                "/api/v1/chat/message".to_string(),
-                Some(merge(
-                    json!({"message": {"content": self.interp_str(text)?}, "options": {"stream": true}}),
-                )?),
-                true,
-            )
-        } else if let Some(w) = &step.workflow {
-            let mut b = json!({"workflow_id": w.id, "parameters": self.interp(&Value::Object(w.parameters.clone()))?});
-            if let Some(o) = &w.options {
-                b["options"] = self.interp(o)?;
+        let (method, path, body, sse) = match step.action() {
+            Some(Action::Chat { text, stream }) => {
+                let mut generated = json!({"message": {"content": self.interp_str(text)?}});
+                if stream {
+                    generated["options"] = json!({"stream": true});
+                }
+                (
+                    Method::POST,
+                    "/api/v1/chat/message".to_string(),
+                    Some(merge(generated)?),
+                    stream,
+                )
             }
-            (
-                Method::POST,
-                "/api/v1/workflows/execute".to_string(),
-                Some(merge(b)?),
-                false,
-            )
-        } else {
-            let (m, p) = [
-                (Method::GET, &step.get),
-                (Method::POST, &step.post),
-                (Method::PUT, &step.put),
-                (Method::PATCH, &step.patch),
-                (Method::DELETE, &step.delete),
-            ]
-            .into_iter()
-            .find_map(|(m, p)| p.as_ref().map(|p| (m, p)))
-            .ok_or("the step has no action")?;
-            let body = match &step.body {
-                Some(b) => Some(self.interp(b)?),
-                None => None,
-            };
-            (m, self.interp_str(p)?, body, false)
+            Some(Action::Workflow(w)) => {
+                let mut b = json!({"workflow_id": w.id, "parameters": self.interp(&Value::Object(w.parameters.clone()))?});
+                if let Some(o) = &w.options {
+                    b["options"] = self.interp(o)?;
+                }
+                (
+                    Method::POST,
+                    "/api/v1/workflows/execute".to_string(),
+                    Some(merge(b)?),
+                    false,
+                )
+            }
+            Some(Action::Http { verb, path }) => {
+                let method = match verb {
+                    Verb::Get => Method::GET,
+                    Verb::Post => Method::POST,
+                    Verb::Put => Method::PUT,
+                    Verb::Patch => Method::PATCH,
+                    Verb::Delete => Method::DELETE,
+                };
+                let body = match &step.body {
+                    Some(b) => Some(self.interp(b)?),
+                    None => None,
+                };
+                (method, self.interp_str(path)?, body, false)
+            }
+            _ => return Err("the step is not a request".into()),
         };
         let mut headers = creds;
         let raw = if let Some(r) = &step.raw_body {
@@ -2266,24 +2286,7 @@ fn step_label(i: usize, step: &Step) -> String {
     let what = step
         .name
         .clone()
-        .or_else(|| step.chat.as_ref().map(|c| format!("chat {c:?}")))
-        .or_else(|| step.sse_chat.as_ref().map(|c| format!("sse_chat {c:?}")))
-        .or_else(|| step.workflow.as_ref().map(|w| format!("workflow {}", w.id)))
-        .or_else(|| step.fault.as_ref().map(|f| format!("fault in {}", f.tool)))
-        .or_else(|| {
-            step.advance_clock
-                .map(|s| format!("clock +{}", humantime::format_duration(s.0)))
-        })
-        .or_else(|| {
-            step.sink
-                .as_ref()
-                .map(|s| format!("sink {}", s.channel.as_deref().unwrap_or("*")))
-        })
-        .or_else(|| step.get.as_ref().map(|p| format!("GET {p}")))
-        .or_else(|| step.post.as_ref().map(|p| format!("POST {p}")))
-        .or_else(|| step.put.as_ref().map(|p| format!("PUT {p}")))
-        .or_else(|| step.patch.as_ref().map(|p| format!("PATCH {p}")))
-        .or_else(|| step.delete.as_ref().map(|p| format!("DELETE {p}")))
+        .or_else(|| step.action().map(|a| a.label()))
         .unwrap_or_default();
     format!("step {} ({what})", i + 1)
 }

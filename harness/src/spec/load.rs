@@ -481,31 +481,7 @@ fn validate_step(
 impl Step {
     /// The action words this step uses (valid steps have exactly one).
     pub fn actions(&self) -> Vec<&'static str> {
-        let mut a = vec![];
-        for (set, name) in [
-            (self.chat.is_some(), "chat"),
-            (self.sse_chat.is_some(), "sse_chat"),
-            (self.get.is_some(), "get"),
-            (self.post.is_some(), "post"),
-            (self.put.is_some(), "put"),
-            (self.patch.is_some(), "patch"),
-            (self.delete.is_some(), "delete"),
-            (self.workflow.is_some(), "workflow"),
-            (self.fault.is_some(), "fault"),
-            (self.advance_clock.is_some(), "advance_clock"),
-            (self.replay.is_some(), "replay"),
-            (self.restart.is_some(), "restart"),
-            (self.wait_for_event.is_some(), "wait_for_event"),
-            (self.attacks.is_some(), "attacks"),
-            (self.concurrently.is_some(), "concurrently"),
-            (self.ws.is_some(), "ws"),
-            (self.sink.is_some(), "sink"),
-        ] {
-            if set {
-                a.push(name);
-            }
-        }
-        a
+        self.all_actions().iter().map(|a| a.word()).collect()
     }
 }
 
