@@ -253,9 +253,10 @@ impl Fixtures {
     }
 }
 
-/// What serde cannot see: owners that are users, unique handles and labels, known roles, levels
-/// and plans.
+/// What serde cannot see: owners that are users, unique handles, and roles, levels and plans the
+/// platform knows (checked against its own types, so the two never disagree).
 fn check(file: &Path, text: &str, def: &FixtureDef) -> Vec<LoadError> {
+    use platform::domain::{Level, Plan, Role};
     let mut errors = vec![];
     let mut err = |needle: &str, message: String| {
         let line = text
@@ -269,13 +270,10 @@ fn check(file: &Path, text: &str, def: &FixtureDef) -> Vec<LoadError> {
         });
     };
     for t in &def.tenants {
-        if !["free", "pro", "enterprise"].contains(&t.plan.as_str()) {
+        if let Err(e) = known::<Plan>(&t.plan) {
             err(
                 &format!("plan: {}", t.plan),
-                format!(
-                    "tenant `{}`: unknown plan `{}` (free, pro, enterprise)",
-                    t.alias, t.plan
-                ),
+                format!("tenant `{}`: plan: {e}", t.alias),
             );
         }
         let mut handles = std::collections::BTreeSet::new();
@@ -286,14 +284,8 @@ fn check(file: &Path, text: &str, def: &FixtureDef) -> Vec<LoadError> {
                     format!("tenant `{}`: user `{}` twice", t.alias, u.handle),
                 );
             }
-            if !["admin", "user", "guest"].contains(&u.role.as_str()) {
-                err(
-                    &u.handle,
-                    format!(
-                        "user `{}`: unknown role `{}` (admin, user, guest)",
-                        u.handle, u.role
-                    ),
-                );
+            if let Err(e) = known::<Role>(&u.role) {
+                err(&u.handle, format!("user `{}`: role: {e}", u.handle));
             }
         }
         for o in &t.orders {
@@ -308,18 +300,19 @@ fn check(file: &Path, text: &str, def: &FixtureDef) -> Vec<LoadError> {
             }
         }
         for d in &t.documents {
-            if !["public", "internal", "confidential", "restricted"].contains(&d.level.as_str()) {
-                err(
-                    &d.title,
-                    format!(
-                        "document `{}`: unknown level `{}` (public, internal, confidential, restricted)",
-                        d.title, d.level
-                    ),
-                );
+            if let Err(e) = known::<Level>(&d.level) {
+                err(&d.title, format!("document `{}`: level: {e}", d.title));
             }
         }
     }
     errors
+}
+
+/// Whether `value` names a variant of the platform's type `T`; serde's message lists the variants.
+fn known<T: serde::de::DeserializeOwned>(value: &str) -> Result<(), String> {
+    serde_json::from_value::<T>(Value::String(value.into()))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A deterministic generator for `(seed, what)`.
@@ -536,7 +529,7 @@ mod tests {
         let text: Vec<String> = e.iter().map(|e| e.to_string()).collect();
         assert!(
             text.iter()
-                .any(|m| m.contains(":5:") && m.contains("unknown plan `gold`")),
+                .any(|m| m.contains(":5:") && m.contains("plan: unknown variant `gold`")),
             "{text:?}"
         );
         assert!(

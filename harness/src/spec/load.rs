@@ -1,6 +1,7 @@
 //! Loading specs: every file under a directory is parsed and validated, and every problem is reported
 //! as `file:line: what was expected`. A bad file never stops the others from loading.
 
+use super::action::Action;
 use super::model::{Actor, Spec, Step};
 use crate::expect::{matcher::Matcher, path::Path};
 use crate::fixture::Fixtures;
@@ -284,12 +285,7 @@ fn validate_step(
     if let Some(list) = &step.concurrently {
         for sub in list {
             validate_step(sub, at, errors, err, aliases);
-            let request = sub.actions().iter().all(|a| {
-                [
-                    "chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow",
-                ]
-                .contains(a)
-            });
+            let request = sub.all_actions().iter().all(Action::is_request);
             if !request
                 || sub.wait_until.is_some()
                 || !sub.capture.is_empty()
@@ -327,9 +323,11 @@ fn validate_step(
             || step.wait_until.is_some()
             || step.parallel.is_some()
             || !e.metrics.is_empty();
-        let request = actions
+        // A streamed chat is read to its end, which a background request never is.
+        let request = step
+            .all_actions()
             .iter()
-            .all(|a| ["chat", "get", "post", "put", "patch", "delete", "workflow"].contains(a));
+            .all(|a| a.is_request() && !matches!(a, Action::Chat { stream: true, .. }));
         if checks || !request {
             errors.push(err(
                 at("background"),
@@ -460,12 +458,7 @@ fn validate_step(
         errors.push(err(at("parallel"), "`parallel` must be at least 1".into()));
     }
     if let Some(times) = step.repeat {
-        let request = actions.iter().all(|a| {
-            [
-                "chat", "sse_chat", "get", "post", "put", "patch", "delete", "workflow",
-            ]
-            .contains(a)
-        });
+        let request = step.all_actions().iter().all(Action::is_request);
         if times == 0 {
             errors.push(err(at("repeat"), "`repeat` must be at least 1".into()));
         }
