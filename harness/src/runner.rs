@@ -166,6 +166,24 @@ pub struct Exchange {
     pub caller: Option<String>,
 }
 
+impl Exchange {
+    /// The exchange of a step the harness answers itself (a replay, a restart, an event wait, a
+    /// sink read, a request left in the background): no caller, body or headers.
+    fn own(step: usize, request: String, status: u16, response: Value) -> Exchange {
+        Exchange {
+            step,
+            copy: 0,
+            request,
+            body: None,
+            status,
+            response,
+            latency_ms: 0,
+            headers: BTreeMap::new(),
+            caller: None,
+        }
+    }
+}
+
 /// One scenario's result, as `report.json` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -223,13 +241,7 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
             skip = Some("its `platform:` configuration needs an in-process target".into());
         } else if spec.steps.iter().any(|s| s.restart.is_some()) {
             skip = Some("its `restart` step needs an in-process target".into());
-        } else if spec.steps.iter().any(|s| {
-            s.advance_clock.is_some()
-                || s.concurrently
-                    .iter()
-                    .flatten()
-                    .any(|c| c.advance_clock.is_some())
-        }) {
+        } else if spec.steps.iter().any(|s| s.advance_clock.is_some()) {
             skip = Some(
                 "its `advance_clock` would move the deployment's clock under every other scenario running on it"
                     .into(),
@@ -639,23 +651,18 @@ impl<'a> Scenario<'a> {
             });
         }
         // What the channels' endpoint received is seen by the tenant the platform addressed it to.
-        let received: Vec<(String, Value)> = self
+        let received = self
             .target
             .sink
             .as_ref()
             .map(|s| s.received(&self.tenant_slugs()))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (format!("sink {} ({})", r.channel, r.tenant), r.body))
-            .collect();
-        for (place, body) in &received {
-            if let Some(t) = body["tenant_id"].as_str() {
-                seen.push(oracle::Seen {
-                    tenant: t,
-                    place: place.clone(),
-                    content: body,
-                });
-            }
+            .unwrap_or_default();
+        for r in &received {
+            seen.push(oracle::Seen {
+                tenant: &r.tenant,
+                place: format!("sink {} ({})", r.channel, r.tenant),
+                content: &r.body,
+            });
         }
         let (events, _) = self.feed().since(Cursor::default()).await?;
         for ev in &events {
@@ -1031,15 +1038,13 @@ impl<'a> Scenario<'a> {
             m.remove("analysis");
         }
         self.transcript.push(Exchange {
-            step: n,
-            copy: 0,
-            request: format!("REPLAY {}", r.episode),
-            body: None,
-            status: resp.status,
-            response: summary.clone(),
             latency_ms: resp.latency.as_millis() as u64,
-            headers: BTreeMap::new(),
-            caller: None,
+            ..Exchange::own(
+                n,
+                format!("REPLAY {}", r.episode),
+                resp.status,
+                summary.clone(),
+            )
         });
         self.check_response(step, &resp, &BTreeMap::new())
             .await
@@ -1056,17 +1061,8 @@ impl<'a> Scenario<'a> {
         request: String,
         resp: Response,
     ) -> Result<(), String> {
-        self.transcript.push(Exchange {
-            step: n,
-            copy: 0,
-            request,
-            body: None,
-            status: resp.status,
-            response: resp.json.clone(),
-            latency_ms: 0,
-            headers: BTreeMap::new(),
-            caller: None,
-        });
+        self.transcript
+            .push(Exchange::own(n, request, resp.status, resp.json.clone()));
         self.check_response(step, &resp, &BTreeMap::new()).await?;
         self.capture(step, &resp)
     }
@@ -1076,24 +1072,22 @@ impl<'a> Scenario<'a> {
         let creds = self.credentials(&self.actor(step)).await?;
         let req = self.request(n, step, creds)?;
         self.transcript.push(Exchange {
-            step: n,
-            copy: 0,
-            request: format!(
-                "{} {} (in the background)",
-                req.method,
-                req.url
-                    .strip_prefix(&self.target.base_url)
-                    .unwrap_or(&req.url)
-            ),
             body: req
                 .body
                 .as_deref()
                 .and_then(|b| serde_json::from_slice(b).ok()),
-            status: 0,
-            response: Value::Null,
-            latency_ms: 0,
-            headers: BTreeMap::new(),
-            caller: None,
+            ..Exchange::own(
+                n,
+                format!(
+                    "{} {} (in the background)",
+                    req.method,
+                    req.url
+                        .strip_prefix(&self.target.base_url)
+                        .unwrap_or(&req.url)
+                ),
+                0,
+                Value::Null,
+            )
         });
         let http = self.http.clone();
         self.background.push(tokio::spawn(async move {
@@ -1228,27 +1222,24 @@ impl<'a> Scenario<'a> {
             sink.answer(&tenants, s.channel.as_deref(), status);
         }
         let started = Instant::now();
+        let mut attempts = 0;
         let resp = loop {
+            attempts += 1;
             let resp = Response {
                 status: 200,
                 headers: BTreeMap::new(),
                 json: sink.view(&tenants, s.channel.as_deref()),
                 latency: Duration::ZERO,
             };
-            match self.check_response(step, &resp, &BTreeMap::new()).await {
-                Ok(()) => break resp,
-                Err(m) => match &step.wait_until {
-                    Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
-                        tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
-                    }
-                    _ => {
-                        self.transcript.push(sink_exchange(n, s, &resp));
-                        return Err(format!(
-                            "{m}\nthe sink received: {}",
-                            expect::matcher::short(&resp.json)
-                        ));
-                    }
-                },
+            let Err(m) = self.check_response(step, &resp, &BTreeMap::new()).await else {
+                break resp;
+            };
+            if let Err(m) = poll_again(step, started, attempts, m).await {
+                self.transcript.push(sink_exchange(n, s, &resp));
+                return Err(format!(
+                    "{m}\nthe sink received: {}",
+                    expect::matcher::short(&resp.json)
+                ));
             }
         };
         self.transcript.push(sink_exchange(n, s, &resp));
@@ -1518,19 +1509,7 @@ impl<'a> Scenario<'a> {
                 .clear();
             match self.attempt(n, step).await {
                 Ok(r) => return Ok(r),
-                Err(m) => match &step.wait_until {
-                    Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
-                        tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
-                    }
-                    Some(w) => {
-                        return Err(format!(
-                            "{m}\n(still failing after {attempts} attempts in {} ms; wait_until timeout_ms: {})",
-                            started.elapsed().as_millis(),
-                            w.timeout_ms
-                        ))
-                    }
-                    None => return Err(m),
-                },
+                Err(m) => poll_again(step, started, attempts, m).await?,
             }
         }
     }
@@ -2251,19 +2230,32 @@ pub fn augment_run(mut run: Value) -> Value {
     run
 }
 
+/// After failed attempt number `attempts` of a step begun at `started`: with `wait_until` and time
+/// left, waits its interval and says to try again (`Ok`); otherwise gives the failure `m` back,
+/// saying how long it was polled.
+async fn poll_again(step: &Step, started: Instant, attempts: u32, m: String) -> Result<(), String> {
+    match &step.wait_until {
+        Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
+            tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
+            Ok(())
+        }
+        Some(w) => Err(format!(
+            "{m}\n(still failing after {attempts} attempts in {} ms; wait_until timeout_ms: {})",
+            started.elapsed().as_millis(),
+            w.timeout_ms
+        )),
+        None => Err(m),
+    }
+}
+
 /// A `sink` step's transcript entry.
 fn sink_exchange(n: usize, s: &crate::spec::SinkStep, resp: &Response) -> Exchange {
-    Exchange {
-        step: n,
-        copy: 0,
-        request: format!("SINK {}", s.channel.as_deref().unwrap_or("*")),
-        body: None,
-        status: resp.status,
-        response: resp.json.clone(),
-        latency_ms: 0,
-        headers: BTreeMap::new(),
-        caller: None,
-    }
+    Exchange::own(
+        n,
+        format!("SINK {}", s.channel.as_deref().unwrap_or("*")),
+        resp.status,
+        resp.json.clone(),
+    )
 }
 
 /// The response of a step that waited for an event: `{event}`, the envelope without what belongs
