@@ -66,16 +66,18 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// Runs `cmd.spawn()` on the keeper thread. The parent-death signal fires when the *thread* that
-/// forked the child ends, so children are forked by one thread that lives as long as the process.
-fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
+/// Runs `job` (a fork of a child that must die with the harness) on the process's one keeper
+/// thread. The parent-death signal fires when the *thread* that forked the child ends, so every
+/// such child, a service here or a platform process of `target::spawned`, is forked by one thread
+/// that lives as long as the process.
+pub(crate) fn on_keeper_thread(job: Box<dyn FnOnce() + Send>) -> std::io::Result<()> {
     type Job = Box<dyn FnOnce() + Send>;
     static KEEPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
         std::sync::OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("harness-services".into())
+            .name("harness-children".into())
             .spawn(move || {
                 for job in rx {
                     job();
@@ -88,17 +90,21 @@ fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
             .ok();
         std::sync::Mutex::new(tx)
     });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let job: Job = Box::new(move || {
-        let _ = tx.send(cmd.spawn());
-    });
     keeper
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .send(job)
-        .map_err(|_| std::io::Error::other("the service keeper thread is gone"))?;
+        .map_err(|_| std::io::Error::other("the keeper thread is gone"))
+}
+
+/// Runs `cmd.spawn()` on the keeper thread.
+fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    on_keeper_thread(Box::new(move || {
+        let _ = tx.send(cmd.spawn());
+    }))?;
     rx.recv()
-        .map_err(|_| std::io::Error::other("the service keeper thread is gone"))?
+        .map_err(|_| std::io::Error::other("the keeper thread is gone"))?
 }
 
 /// The child gets SIGKILL when the harness dies, whatever the way.

@@ -616,8 +616,6 @@ fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
 async fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
     #[cfg(target_os = "linux")]
     {
-        type Job = Box<dyn FnOnce() + Send>;
-        static KEEPER: OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
         // SAFETY: prctl is async-signal-safe and changes only the calling (child) process.
         unsafe {
             cmd.pre_exec(|| {
@@ -627,34 +625,14 @@ async fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
                 Ok(())
             });
         }
-        let keeper = KEEPER.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            let _ = std::thread::Builder::new()
-                .name("harness-platforms".into())
-                .spawn(move || {
-                    for job in rx {
-                        job();
-                    }
-                    // The process is ending; park so the children live until it does.
-                    loop {
-                        std::thread::park();
-                    }
-                });
-            Mutex::new(tx)
-        });
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        crate::infra::spawn::on_keeper_thread(Box::new(move || {
             let _inside = handle.enter();
             let _ = tx.send(cmd.spawn());
-        });
-        keeper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(job)
-            .map_err(|_| std::io::Error::other("the platform keeper thread is gone"))?;
+        }))?;
         rx.await
-            .map_err(|_| std::io::Error::other("the platform keeper thread is gone"))?
+            .map_err(|_| std::io::Error::other("the keeper thread is gone"))?
     }
     #[cfg(not(target_os = "linux"))]
     {
