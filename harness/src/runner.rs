@@ -2124,7 +2124,7 @@ impl<'a> Scenario<'a> {
             }
             if missed {
                 problems.push(
-                    "the platform's event window missed events during this step, so the events cannot be checked"
+                    "the platform's event window missed events during this step or had not caught up with its bus, so the events cannot be checked"
                         .into(),
                 );
             }

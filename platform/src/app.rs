@@ -255,10 +255,15 @@ impl App {
         let projector = crate::metering::start_projector(b.bus.as_ref(), b.store.clone())
             .await
             .map_err(|e| StartError::Backend(e.to_string()))?;
-        let events = cfg
-            .operator_key
-            .as_ref()
-            .map(|_| crate::bus::tap::EventTap::spawn(b.bus.subscribe()));
+        let events = match cfg.operator_key {
+            Some(_) => {
+                let rx = b.bus.subscribe();
+                // Read after subscribing: what is at or below it is published or on its way to rx.
+                let position = b.bus.published_position().await.unwrap_or(0);
+                Some(crate::bus::tap::EventTap::spawn(rx, position))
+            }
+            None => None,
+        };
         let seeded = demo::seed(b.store.as_ref(), cfg.seed).await?;
         let engine = Arc::new(Engine {
             catalog,

@@ -43,17 +43,24 @@ impl EventFeed {
         Ok(body)
     }
 
-    /// Where the window ends now: take it before acting, read [`EventFeed::since`] after.
+    /// Where the window ends now: take it before acting, read [`EventFeed::since`] after. The
+    /// platform answers once its window holds everything published before the read (`settled`);
+    /// a head taken before that would count the previous step's late events as this step's, so an
+    /// unsettled head is an error.
     pub async fn head(&self) -> Result<Cursor, String> {
         let b = self.page(0, 0).await?;
+        if b["settled"] == false {
+            return Err("the platform's event window had not caught up with its bus (settled: false), so this step's events cannot be told from earlier ones".into());
+        }
         Ok(Cursor {
             seq: b["next"].as_u64().unwrap_or(0),
             missed: b["missed"].as_u64().unwrap_or(0),
         })
     }
 
-    /// Every event of the tenants after `c`, in publication order, and whether the window missed
-    /// events since `c` (then an absence proves nothing).
+    /// Every event of the tenants after `c`, in publication order, and whether the window may be
+    /// incomplete: it missed events since `c`, or had not caught up with the bus (then an absence
+    /// proves nothing).
     pub async fn since(&self, c: Cursor) -> Result<(Vec<Value>, bool), String> {
         let mut out = vec![];
         let mut after = c.seq;
@@ -61,10 +68,10 @@ impl EventFeed {
             let b = self.page(after, 1000).await?;
             let events = b["events"].as_array().cloned().unwrap_or_default();
             let next = b["next"].as_u64().unwrap_or(after);
-            let missed = b["missed"].as_u64().unwrap_or(0) > c.missed;
+            let incomplete = b["missed"].as_u64().unwrap_or(0) > c.missed || b["settled"] == false;
             out.extend(events);
             if next == after {
-                return Ok((out, missed));
+                return Ok((out, incomplete));
             }
             after = next;
         }

@@ -561,8 +561,12 @@ pub struct EventsQuery {
     pub limit: Option<usize>,
 }
 
+/// How long a read of the event window waits for the window to take in what was published before
+/// it; past that (a broker that lags or is down) it answers with `settled: false`.
+const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[utoipa::path(get, path = "/api/v1/operator/events", params(EventsQuery),
-    responses((status = 200, description = "{events: [{seq, subject, event_id, event_type, tenant_id, run_id?, occurred_at, data}], next, missed}"),
+    responses((status = 200, description = "{events: [{seq, subject, event_id, event_type, tenant_id, run_id?, occurred_at, data}], next, missed, settled}: settled is false when events published before the read may not be in it yet"),
               (status = 401, body = super::error::ErrorEnvelope), (status = 404, body = super::error::ErrorEnvelope)))]
 pub async fn events(
     State(app): State<AppState>,
@@ -590,9 +594,15 @@ pub async fn events(
                 .collect()
         })
         .unwrap_or_default();
+    // Everything published before this request is in the window before it is read: a reader
+    // that takes the head right after its own request must not see that request's events later.
+    let settled = match app.bus.published_position().await {
+        Ok(target) => tap.settle(target, SETTLE_WITHIN).await,
+        Err(_) => false,
+    };
     let page = tap.page(q.after.unwrap_or(0), &tenants, limit);
     Ok(Json(
-        json!({"events": page.events, "next": page.next, "missed": page.missed}),
+        json!({"events": page.events, "next": page.next, "missed": page.missed, "settled": settled}),
     ))
 }
 

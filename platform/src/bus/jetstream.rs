@@ -174,10 +174,12 @@ impl JetStreamBus {
             while let Some(m) = messages.next().await {
                 match m {
                     Ok(m) => {
+                        let position = m.info().map(|i| i.stream_sequence).unwrap_or(0);
                         if let Ok(event) = serde_json::from_slice::<Event>(&m.payload) {
                             let _ = tx.send(Delivery {
                                 subject: m.subject.to_string(),
                                 event,
+                                position,
                             });
                         }
                     }
@@ -311,6 +313,16 @@ impl Bus for JetStreamBus {
         self.tx.subscribe()
     }
 
+    /// The events stream's last sequence, asked of the broker (the fan-out delivers in that order).
+    async fn published_position(&self) -> Result<u64, BusError> {
+        let stream = self
+            .js
+            .get_stream(&self.events_stream)
+            .await
+            .map_err(unavailable)?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+
     async fn consume(&self, group: &str, handler: Handler) -> Result<JoinHandle<()>, BusError> {
         let d = &self.opts.delivery;
         let stream = self
@@ -358,12 +370,16 @@ impl Bus for JetStreamBus {
                         continue;
                     }
                 };
-                let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
+                let (delivered, position) = m
+                    .info()
+                    .map(|i| (i.delivered, i.stream_sequence))
+                    .unwrap_or((1, 0));
                 let outcome = match serde_json::from_slice::<Event>(&m.payload) {
                     Err(e) => Err((format!("not an event: {e}"), true)),
                     Ok(event) => handler(Delivery {
                         subject: m.subject.to_string(),
                         event,
+                        position,
                     })
                     .await
                     .map_err(|e| (e, delivered >= i64::from(delivery.max_deliver))),

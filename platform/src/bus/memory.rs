@@ -12,9 +12,17 @@ use tokio::sync::broadcast::error::RecvError;
 pub struct MemoryBus {
     prefix: String,
     tx: broadcast::Sender<Delivery>,
-    log: Mutex<VecDeque<Delivery>>,
+    /// The latest deliveries and the position of the newest. One lock orders both the positions
+    /// and the sends, so followers receive positions in increasing order.
+    log: Mutex<Log>,
     delivery: DeliveryConfig,
     dead: Arc<Mutex<Vec<DeadLetter>>>,
+}
+
+#[derive(Default)]
+struct Log {
+    deliveries: VecDeque<Delivery>,
+    position: u64,
 }
 
 /// How many deliveries the log keeps; older ones are dropped first.
@@ -30,7 +38,7 @@ impl MemoryBus {
         Self {
             prefix: prefix.to_string(),
             tx,
-            log: Mutex::new(VecDeque::new()),
+            log: Mutex::default(),
             delivery,
             dead: Arc::default(),
         }
@@ -40,6 +48,7 @@ impl MemoryBus {
         self.log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .deliveries
             .iter()
             .cloned()
             .collect()
@@ -52,27 +61,35 @@ impl Bus for MemoryBus {
         &self.prefix
     }
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        // De-duplication by event id over the log, as the broker's duplicate window does.
+        if log
+            .deliveries
+            .iter()
+            .any(|x| x.event.event_id == event.event_id)
+        {
+            return Ok(());
+        }
+        log.position += 1;
         let d = Delivery {
             subject: format!("{}.{}", self.prefix, event.event_type),
             event: event.clone(),
+            position: log.position,
         };
-        {
-            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-            // De-duplication by event id over the log, as the broker's duplicate window does.
-            if log.iter().any(|x| x.event.event_id == event.event_id) {
-                return Ok(());
-            }
-            if log.len() == LOG_CAPACITY {
-                log.pop_front();
-            }
-            log.push_back(d.clone());
+        if log.deliveries.len() == LOG_CAPACITY {
+            log.deliveries.pop_front();
         }
+        log.deliveries.push_back(d.clone());
+        // Sent under the lock (a broadcast send never waits): positions reach followers in order.
         // No receiver is not an error: events are also in the log.
         let _ = self.tx.send(d);
         Ok(())
     }
     fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.tx.subscribe()
+    }
+    async fn published_position(&self) -> Result<u64, BusError> {
+        Ok(self.log.lock().unwrap_or_else(|e| e.into_inner()).position)
     }
     async fn consume(
         &self,

@@ -35,6 +35,11 @@ pub struct Event {
 pub struct Delivery {
     pub subject: String,
     pub event: Event,
+    /// Where the event stands in the bus's order of publication (the broker's stream sequence,
+    /// or the embedded bus's counter), so that a follower can tell when it has caught up with
+    /// [`Bus::published_position`]. Zero where a backend hands out no order (a durable
+    /// consumer's redelivery).
+    pub position: u64,
 }
 
 /// Why publishing failed.
@@ -115,6 +120,10 @@ pub trait Bus: Send + Sync + 'static {
     /// A stream of every event published from now on, in this process (a fan-out view: every
     /// instance sees every event; use [`Bus::consume`] for work that must happen once).
     fn subscribe(&self) -> broadcast::Receiver<Delivery>;
+    /// The position of the latest event published so far: every event whose `publish` returned
+    /// before this call has a [`Delivery::position`] at or below it. A follower that has seen this
+    /// position has seen everything published before it asked (see `tap::EventTap::settle`).
+    async fn published_position(&self) -> Result<u64, BusError>;
     /// Runs `handler` for each event as the durable consumer `group`: instances sharing a group
     /// share the work, a delivery is acked only when the handler succeeds, failed ones are retried
     /// with backoff and dead-lettered after `max_deliver` attempts. The task runs until aborted.
