@@ -239,14 +239,26 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
     if matches!(cfg.target, TargetSpec::Remote { .. }) {
         if spec.platform.is_some() {
             skip = Some("its `platform:` configuration needs an in-process target".into());
-        } else if spec.steps.iter().any(|s| s.restart.is_some()) {
+        } else if spec
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Restart(_)))
+        {
             skip = Some("its `restart` step needs an in-process target".into());
-        } else if spec.steps.iter().any(|s| s.advance_clock.is_some()) {
+        } else if spec
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::AdvanceClock(_)))
+        {
             skip = Some(
                 "its `advance_clock` would move the deployment's clock under every other scenario running on it"
                     .into(),
             );
-        } else if spec.steps.iter().any(|s| s.replay.is_some()) {
+        } else if spec
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Replay(_)))
+        {
             skip =
                 Some("its `replay` step replays an episode through an in-process platform".into());
         } else if spec.steps.iter().any(|s| !s.expect.metrics.is_empty()) {
@@ -254,7 +266,10 @@ pub async fn run_spec(spec: &Spec, cfg: &RunConfig) -> Outcome {
                 "its `metrics:` expectations count from a fresh platform; a deployment's /metrics also counts every other run"
                     .into(),
             );
-        } else if spec.steps.iter().any(|s| s.sink.is_some())
+        } else if spec
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Sink(_)))
             && matches!(cfg.target, TargetSpec::Remote { sink: None, .. })
         {
             skip = Some(
@@ -983,10 +998,7 @@ impl<'a> Scenario<'a> {
 
     /// Runs the step's one action and checks its expectations (all but `metrics`).
     async fn action(&mut self, n: usize, step: &Step) -> Result<(), String> {
-        let action = step
-            .action()
-            .ok_or("the step names no single action (the loader refuses such a step)")?;
-        match action {
+        match &step.action {
             Action::Fault(f) => self.fault(step, f).await,
             Action::Attacks(a) => self.attacks(n, step, a).await,
             Action::Concurrently(list) => self.concurrently(n, list).await,
@@ -1700,8 +1712,9 @@ impl<'a> Scenario<'a> {
             }
             Ok(base)
         };
-        let (method, path, body, sse) = match step.action() {
-            Some(Action::Chat { text, stream }) => {
+        let (method, path, body, sse) = match &step.action {
+            Action::Chat { text, stream } => {
+                let stream = *stream;
                 let mut generated = json!({"message": {"content": self.interp_str(text)?}});
                 if stream {
                     generated["options"] = json!({"stream": true});
@@ -1713,7 +1726,7 @@ impl<'a> Scenario<'a> {
                     stream,
                 )
             }
-            Some(Action::Workflow(w)) => {
+            Action::Workflow(w) => {
                 let mut b = json!({"workflow_id": w.id, "parameters": self.interp(&Value::Object(w.parameters.clone()))?});
                 if let Some(o) = &w.options {
                     b["options"] = self.interp(o)?;
@@ -1725,7 +1738,7 @@ impl<'a> Scenario<'a> {
                     false,
                 )
             }
-            Some(Action::Http { verb, path }) => {
+            Action::Http { verb, path } => {
                 let method = match verb {
                     Verb::Get => Method::GET,
                     Verb::Post => Method::POST,
@@ -2275,10 +2288,6 @@ fn event_response(mut event: Value) -> Response {
 }
 
 fn step_label(i: usize, step: &Step) -> String {
-    let what = step
-        .name
-        .clone()
-        .or_else(|| step.action().map(|a| a.label()))
-        .unwrap_or_default();
+    let what = step.name.clone().unwrap_or_else(|| step.action.label());
     format!("step {} ({what})", i + 1)
 }

@@ -1,7 +1,7 @@
 //! Loading specs: every file under a directory is parsed and validated, and every problem is reported
 //! as `file:line: what was expected`. A bad file never stops the others from loading.
 
-use super::action::Action;
+use super::action::{Action, Verb, ACTION_COUNT_ERROR, ACTION_WORDS};
 use super::model::{Actor, Spec, Step};
 use crate::expect::{matcher::Matcher, path::Path};
 use crate::fixture::Fixtures;
@@ -115,7 +115,11 @@ pub fn load_with(
         message,
     };
     let yaml_error = |e: serde_norway::Error| {
-        let line = e.location().map_or(1, |l| l.line().max(1));
+        let mut line = e.location().map_or(1, |l| l.line().max(1));
+        // The parse places an action-count error at the start of the step list; point at the step.
+        if e.to_string().contains(ACTION_COUNT_ERROR) {
+            line = misshapen_step_line(text).unwrap_or(line);
+        }
         let mut message = explain(&e.to_string());
         if let Some(hint) = text.lines().nth(line - 1).and_then(flow_key_hint) {
             message.push_str(&hint);
@@ -248,12 +252,7 @@ pub fn load_with(
         let at = |needle: &str| line_within(text, needle, line, next).unwrap_or(line);
         if let Some(a) = &step.actor {
             check_actor(a, at("as:"), &mut errors);
-        } else if spec.actor.is_none()
-            && step.fault.is_none()
-            && step.advance_clock.is_none()
-            && step.replay.is_none()
-            && step.sink.is_none()
-        {
+        } else if spec.actor.is_none() && !step.action.needs_no_caller() {
             errors.push(err(line, "the step has no `as:` and the spec has no default `as:`; say who sends it (`as: {anonymous: true}` for nobody)".into()));
         }
         validate_step(step, &at, &mut errors, &err, &aliases);
@@ -272,21 +271,10 @@ fn validate_step(
     err: &dyn Fn(usize, String) -> LoadError,
     aliases: &BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
 ) {
-    let actions = step.actions();
-    if actions.len() != 1 {
-        errors.push(err(
-            at("-"),
-            format!(
-                "a step needs exactly one action of chat, sse_chat, get, post, put, patch, delete, workflow, fault, advance_clock, replay, restart, wait_for_event, attacks, concurrently, ws, sink; found {}",
-                if actions.is_empty() { "none".to_string() } else { actions.join(", ") }
-            ),
-        ));
-    }
-    if let Some(list) = &step.concurrently {
+    if let Action::Concurrently(list) = &step.action {
         for sub in list {
             validate_step(sub, at, errors, err, aliases);
-            let request = sub.all_actions().iter().all(Action::is_request);
-            if !request
+            if !sub.action.is_request()
                 || sub.wait_until.is_some()
                 || !sub.capture.is_empty()
                 || sub.background
@@ -303,12 +291,19 @@ fn validate_step(
     // changes state (an order, a chat turn, a metered call) would be counted once per attempt, so
     // that "the 4th is refused" passed with any number of extra requests let through. Only a GET
     // polls; the state-changing step comes after it, sent once.
-    if step.wait_until.is_some() && actions.iter().any(|a| *a != "get" && *a != "sink") {
+    let polls = matches!(
+        step.action,
+        Action::Http {
+            verb: Verb::Get,
+            ..
+        } | Action::Sink(_)
+    );
+    if step.wait_until.is_some() && !polls {
         errors.push(err(
             at("wait_until"),
             format!(
                 "`wait_until` re-sends its request until the expectations hold, so it polls only a `get` or a `sink` (found {}); poll the state you wait for in a `get` step of its own (e.g. GET /api/v1/usage until `requests: 3`), then send this step once without `wait_until`",
-                actions.join(", ")
+                step.action.word()
             ),
         ));
     }
@@ -324,10 +319,8 @@ fn validate_step(
             || step.parallel.is_some()
             || !e.metrics.is_empty();
         // A streamed chat is read to its end, which a background request never is.
-        let request = step
-            .all_actions()
-            .iter()
-            .all(|a| a.is_request() && !matches!(a, Action::Chat { stream: true, .. }));
+        let request =
+            step.action.is_request() && !matches!(step.action, Action::Chat { stream: true, .. });
         if checks || !request {
             errors.push(err(
                 at("background"),
@@ -349,15 +342,13 @@ fn validate_step(
             "use only one of body, raw_body, repeat_body".into(),
         ));
     }
-    if (step.raw_body.is_some() || step.repeat_body.is_some())
-        && !(step.post.is_some() || step.put.is_some() || step.patch.is_some())
-    {
+    if (step.raw_body.is_some() || step.repeat_body.is_some()) && !step.action.takes_raw_body() {
         errors.push(err(
             at("_body"),
             "raw_body and repeat_body go with post, put or patch".into(),
         ));
     }
-    if let Some(f) = &step.fault {
+    if let Action::Fault(f) = &step.action {
         if let Some(t) = &f.tenant {
             if !aliases.contains_key(t) {
                 errors.push(err(
@@ -440,7 +431,7 @@ fn validate_step(
             errors.push(err(at(name), format!("capture `{name}`: bad path {m}")));
         }
     }
-    if let Some(r) = &step.replay {
+    if let Action::Replay(r) = &step.action {
         if r.episode.is_empty() || r.episode.contains("..") {
             errors.push(err(
                 at("episode"),
@@ -458,7 +449,7 @@ fn validate_step(
         errors.push(err(at("parallel"), "`parallel` must be at least 1".into()));
     }
     if let Some(times) = step.repeat {
-        let request = step.all_actions().iter().all(Action::is_request);
+        let request = step.action.is_request();
         if times == 0 {
             errors.push(err(at("repeat"), "`repeat` must be at least 1".into()));
         }
@@ -468,13 +459,6 @@ fn validate_step(
                 "`repeat: n` sends a request n times one after another: use it with chat, sse_chat, get, post, put, patch, delete or workflow, without parallel (copies at once), wait_until or background".into(),
             ));
         }
-    }
-}
-
-impl Step {
-    /// The action words this step uses (valid steps have exactly one).
-    pub fn actions(&self) -> Vec<&'static str> {
-        self.all_actions().iter().map(|a| a.word()).collect()
     }
 }
 
@@ -514,6 +498,22 @@ fn explain(msg: &str) -> String {
 }
 
 /// 1-based lines of the items of the top-level `steps:` sequence (block style).
+/// The line of the first top-level step that names no action or more than one.
+fn misshapen_step_line(text: &str) -> Option<usize> {
+    let doc: serde_norway::Value = serde_norway::from_str(text).ok()?;
+    let steps = doc.get("steps")?.as_sequence()?;
+    let words: Vec<&str> = ACTION_WORDS.split(", ").collect();
+    let i = steps.iter().position(|step| {
+        let named = step.as_mapping().map_or(0, |m| {
+            m.keys()
+                .filter(|k| k.as_str().is_some_and(|k| words.contains(&k)))
+                .count()
+        });
+        named != 1
+    })?;
+    step_lines(text).get(i).copied()
+}
+
 pub fn step_lines(text: &str) -> Vec<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let Some(start) = lines.iter().position(|l| l.starts_with("steps:")) else {
@@ -639,9 +639,8 @@ steps:
             "  - advance_clock: 2h59m59s\n  - get: /healthz\n",
         );
         let spec = load(&ok).unwrap();
-        assert_eq!(
-            spec.steps[1].advance_clock.map(|s| s.as_millis()),
-            Some(10_799_000)
+        assert!(
+            matches!(&spec.steps[1].action, Action::AdvanceClock(s) if s.as_millis() == 10_799_000)
         );
         let bare = GOOD.replace(
             "  - get: /healthz\n",
@@ -735,7 +734,7 @@ steps:
             .replace("fixtures: [acme]", "fixtures: [acme, nope]")
             .replace(
                 "  - get: /healthz\n    as: {anonymous: true}\n",
-                "  - get: /healthz\n    post: /x\n    as: {tenant: acme, user: zed}\n",
+                "  - get: /healthz\n    as: {tenant: acme, user: zed}\n",
             );
         let errs = load(&bad).unwrap_err();
         let text = errs
@@ -744,11 +743,21 @@ steps:
             .collect::<Vec<_>>()
             .join("\n");
         assert!(text.contains("unknown fixture `nope`"), "{text}");
-        assert!(
-            text.contains("exactly one action") && text.contains("get, post"),
-            "{text}"
-        );
         assert!(text.contains("no user `zed`"), "{text}");
+        // Two actions never make a step: the format's parse refuses it, at the step.
+        let two = GOOD.replace(
+            "  - get: /healthz\n    as: {anonymous: true}\n",
+            "  - get: /healthz\n    post: /x\n    as: {anonymous: true}\n",
+        );
+        let e = one_error(&two);
+        assert!(
+            e.message.contains("exactly one action") && e.message.contains("get, post"),
+            "{e}"
+        );
+        let step_line = GOOD.lines().position(|l| l == "  - get: /healthz").unwrap() + 1;
+        assert_eq!(e.line, step_line, "{e}");
+        let none = GOOD.replace("  - get: /healthz\n", "  - name: nothing\n");
+        assert!(one_error(&none).message.contains("found none"));
         let e = one_error(&GOOD.replace("status: 200", "status: ok"));
         assert!(e.message.contains("status code"), "{e}");
         let e = one_error(&GOOD.replace("suite: e2e", "suite: rag"));

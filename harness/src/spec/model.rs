@@ -1,6 +1,7 @@
 //! The scenario format: what a spec file may say. Every struct refuses unknown fields, so a typo in a
 //! field name is a load error with its line, not a silently ignored expectation.
 
+use super::action::Action;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -145,53 +146,19 @@ pub struct Actor {
     pub anonymous: bool,
 }
 
-/// One request and what must be true of it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One step: its one [`Action`] and what must be true of it. The file spells the action as one of
+/// several fields (`chat:`, `get:`, `sink:` ...); the loader turns them into the enum (see
+/// [`super::action`]), so a step with none or two of them never gets past loading.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "super::action::StepFields")]
 pub struct Step {
     pub name: Option<String>,
-    #[serde(rename = "as")]
     pub actor: Option<Actor>,
-    /// `POST /api/v1/chat/message` with this content (`body:` is merged over it).
-    pub chat: Option<String>,
-    /// The same, with `options.stream: true`, read as server-sent events.
-    pub sse_chat: Option<String>,
-    pub get: Option<String>,
-    pub post: Option<String>,
-    pub put: Option<String>,
-    pub patch: Option<String>,
-    pub delete: Option<String>,
-    /// `POST /api/v1/workflows/execute`.
-    pub workflow: Option<WorkflowCall>,
-    /// A tool fault for this scenario's tenant, through the operator surface.
-    pub fault: Option<FaultStep>,
-    /// Moves the target's frozen clock forward by this duration (`90s`, `2h59m59s`, `31d`): past
-    /// a rate-limit window, a token's expiry, a month's quota; through the operator surface.
-    pub advance_clock: Option<Span>,
+    pub action: Action,
     /// Send the step this many times, one after another; every expectation holds for each.
     pub repeat: Option<u32>,
-    /// Replay a recorded episode; the step's response is the replay's report.
-    pub replay: Option<ReplayStep>,
-    /// Kill the in-process platform as a crash would and start a new one on the same backends
-    /// (it resumes abandoned sagas). The step's response is `{event}`: the event it waited for.
-    pub restart: Option<RestartStep>,
-    /// Wait until an event of the step's tenant with this subject (and fields) has been
-    /// published in this scenario; the step's response is `{event}`. For state a background
-    /// request reaches.
-    pub wait_for_event: Option<EventWait>,
-    /// Send every case of these case files (the adversarial catalogue) and judge each.
-    pub attacks: Option<AttackStep>,
-    /// Send these requests at once, each with its own caller (`as`), copies (`parallel`) and
-    /// expectations: several tenants' traffic interleaved.
-    pub concurrently: Option<Vec<Step>>,
-    /// A WebSocket chat session on `/ws/chat` as the step's caller.
-    pub ws: Option<WsStep>,
-    /// What the harness's channel endpoint (the sink every in-process channel delivers to) has
-    /// received; optionally how it answers from now on. The step's JSON is `{requests, delivered}`.
-    pub sink: Option<SinkStep>,
     /// Send the request and go on without waiting for its answer (which is not checked); it is
     /// abandoned when the scenario ends. For a request a later step interrupts.
-    #[serde(default)]
     pub background: bool,
     /// JSON body (for `post`/`put`/`patch`; merged over the generated body of `chat`/`workflow`).
     pub body: Option<Value>,
@@ -199,16 +166,13 @@ pub struct Step {
     pub raw_body: Option<String>,
     /// A raw body made of `text` repeated `times` times (sizes the YAML cannot hold).
     pub repeat_body: Option<RepeatBody>,
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Send this many copies at once; the expectations hold for each.
     pub parallel: Option<u32>,
     /// Retry the step until its expectations hold, or fail with the last attempt's mismatch.
     pub wait_until: Option<WaitUntil>,
-    #[serde(default)]
     pub expect: Expect,
     /// Variables to take from the response for later steps: `name: json.path`.
-    #[serde(default)]
     pub capture: BTreeMap<String, String>,
 }
 
