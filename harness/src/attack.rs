@@ -21,11 +21,18 @@
 //! `repeat_body`, `path` (default the chat route), `code` and `message_contains` (for a status),
 //! and its own `never`; a file may list `contains_any` (a 200 answer contains one of them).
 
+use crate::drive::Request;
+use crate::runner::{deep_merge, Scenario};
 use crate::spec::RepeatBody;
+use crate::spec::Step;
+use crate::{drive, expect};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// A case file.
 #[derive(Debug, Clone, Deserialize)]
@@ -483,6 +490,179 @@ pub fn render(c: &Catalogue) -> String {
         format!("gate: FAILED: {}\n", c.gate.reasons.join("; "))
     });
     out
+}
+
+impl Scenario<'_> {
+    /// Sends every case of the step's case files (from the spec's `cases/` directory) as the
+    /// step's caller, judges each (`attack::judge`: status, guard verdict, forbidden text, the
+    /// `guard.blocked` event, no tool call) and checks that the audit log holds a `guard.blocked`
+    /// row for every blocked message. Fails with every failing case, or, with a `gate`, only
+    /// when the catalogue's gate fails.
+    pub(crate) async fn attacks(
+        &mut self,
+        n: usize,
+        step: &Step,
+        a: &crate::spec::AttackStep,
+    ) -> Result<(), String> {
+        use crate::attack;
+        let dir = self
+            .spec
+            .file
+            .parent()
+            .map(|d| d.join("cases"))
+            .unwrap_or_default();
+        let files = attack::load(&dir, &a.cases)?;
+        let actor = self.actor(step);
+        let creds = self.credentials(&actor).await?;
+        let slug = match &actor.tenant {
+            Some(t) => Some(self.slug(t)?),
+            None => None,
+        };
+        let feed = self.feed();
+        let mut results = vec![];
+        let mut message_ids = vec![];
+        for f in &files {
+            for c in &f.cases {
+                let mut headers = creds.clone();
+                headers.insert("content-type".into(), "application/json".into());
+                headers.insert(
+                    "x-request-id".into(),
+                    format!("{}-{}-{n}-{}", self.spec.id, self.cfg.seed, c.id),
+                );
+                let body = if let Some(r) = &c.raw_body {
+                    r.clone().into_bytes()
+                } else if let Some(r) = &c.repeat_body {
+                    format!("{}{}{}", r.prefix, r.text.repeat(r.times), r.suffix).into_bytes()
+                } else {
+                    let mut b = match &c.payload {
+                        Some(p) => json!({"message": {"content": p}}),
+                        None => json!({}),
+                    };
+                    if let Some(over) = &c.body {
+                        deep_merge(&mut b, self.interp(over)?);
+                    }
+                    b.to_string().into_bytes()
+                };
+                let path = c.path.clone().unwrap_or("/api/v1/chat/message".into());
+                let req = Request {
+                    method: Method::POST,
+                    url: format!("{}{path}", self.target.base_url),
+                    headers,
+                    body: Some(body),
+                    sse: false,
+                };
+                let cursor = feed.head().await?;
+                let resp = drive::send(&self.http, &req).await?;
+                // The event window is fed asynchronously: a refused message's `guard.blocked`
+                // event is waited for (up to the events timeout), like any expected event.
+                let refused = resp.status == 200 && resp.json["guard"]["blocked"] == true;
+                let deadline = Instant::now() + self.cfg.events_timeout;
+                let observed = loop {
+                    let (seen, _) = feed.since(cursor).await?;
+                    let events: Vec<String> = seen
+                        .iter()
+                        .filter(|e| slug.as_ref().is_none_or(|s| e["tenant_id"] == *s))
+                        .filter_map(|e| e["event_type"].as_str().map(str::to_string))
+                        .collect();
+                    if !refused
+                        || events.iter().any(|e| e == "guard.blocked")
+                        || Instant::now() >= deadline
+                    {
+                        break attack::Observed { events };
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                self.record(n, &req, &[Ok(resp.clone())], actor.tenant.as_deref());
+                let mut ex = std::mem::take(
+                    &mut *self.attempt_log.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                for e in &mut ex {
+                    e.request = format!("ATTACK {} {}", c.id, e.request);
+                }
+                self.transcript.extend(ex);
+                let r = attack::judge(
+                    f,
+                    c,
+                    resp.status,
+                    &resp.json,
+                    &observed,
+                    resp.latency.as_millis() as u64,
+                );
+                if r.blocked && resp.status == 200 {
+                    if let Some(id) = resp.json["response"]["message_id"].as_str() {
+                        message_ids.push((c.id.clone(), id.to_string()));
+                    }
+                }
+                results.push(r);
+            }
+        }
+        if let Some(auditor) = &a.auditor {
+            let creds = self.credentials(auditor).await?;
+            let resp = drive::send(
+                &self.http,
+                &Request {
+                    method: Method::GET,
+                    url: format!("{}/api/v1/audit", self.target.base_url),
+                    headers: creds,
+                    body: None,
+                    sse: false,
+                },
+            )
+            .await?;
+            if resp.status != 200 {
+                return Err(format!(
+                    "GET /api/v1/audit as the auditor: {} {}",
+                    resp.status,
+                    expect::matcher::short(&resp.json)
+                ));
+            }
+            let rows = resp.json["entries"].as_array().cloned().unwrap_or_default();
+            for (case, id) in &message_ids {
+                let found = rows.iter().any(|r| {
+                    r["action"] == "guard.blocked"
+                        && r["resource"]
+                            .as_str()
+                            .is_some_and(|res| res.ends_with(id.as_str()))
+                });
+                if !found {
+                    if let Some(r) = results.iter_mut().find(|r| &r.id == case) {
+                        r.passed = false;
+                        r.problems
+                            .push(format!("no guard.blocked audit row names message {id}"));
+                    }
+                }
+            }
+        }
+        let outcome = match &a.gate {
+            Some(g) => {
+                let c = attack::catalogue(&results, *g);
+                if c.gate.passed {
+                    Ok(())
+                } else {
+                    Err(attack::render(&c))
+                }
+            }
+            None => {
+                let failed: Vec<String> = results
+                    .iter()
+                    .filter(|r| !r.passed)
+                    .map(|r| format!("{} ({}): {}", r.id, r.adv, r.problems.join("; ")))
+                    .collect();
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {} cases failed:\n{}",
+                        failed.len(),
+                        results.len(),
+                        failed.join("\n")
+                    ))
+                }
+            }
+        };
+        self.attacks.extend(results);
+        outcome
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 //! one, not only another tenant's: logs and traces leave the platform for systems that are not the
 //! tenant's, so those values never reach them at all.
 
+use crate::drive::events::Cursor;
+use crate::runner::Scenario;
+use crate::target::TargetSpec;
+use crate::{fixture, oracle};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -60,6 +64,129 @@ pub fn log_leaks(lines: &[String], secrets: &[(String, String)]) -> Vec<String> 
         }
     }
     out
+}
+
+impl Scenario<'_> {
+    /// The tenant-isolation oracle over what this scenario saw: every response to a tenant's
+    /// caller and every event published for a tenant, against the other tenants' canaries (the
+    /// fixture tenants and the demo ones). In-process targets only: a remote deployment's seed,
+    /// which the canaries derive from, is not known here.
+    pub(crate) async fn isolation_oracle(&self) -> Result<(), String> {
+        if matches!(self.cfg.target, TargetSpec::Remote { .. }) {
+            return Ok(());
+        }
+        let mut canaries: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for slug in ["acme", "globex"] {
+            canaries.insert(
+                slug.into(),
+                vec![platform::demo::canary(self.cfg.seed, slug)],
+            );
+        }
+        for t in self.tenants.values() {
+            // Besides the two canaries, every value only this tenant's data holds: its documents'
+            // ids, its users' and leads' e-mails (they name the tenant's slug).
+            let mut own = vec![
+                platform::demo::canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(&t.slug),
+            ];
+            for (list, field) in [
+                ("documents", "document_id"),
+                ("users", "email"),
+                ("leads", "email"),
+            ] {
+                own.extend(
+                    t.fixture.seed[list]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|x| x[field].as_str().map(str::to_string)),
+                );
+            }
+            canaries.insert(t.slug.clone(), own);
+        }
+        let mut seen = vec![];
+        for e in &self.transcript {
+            if e.request.starts_with("REPLAY") {
+                continue; // a replay report quotes other scenarios' episodes
+            }
+            let Some(t) = e.caller.as_ref().and_then(|a| self.tenants.get(a)) else {
+                continue;
+            };
+            seen.push(oracle::Seen {
+                tenant: &t.slug,
+                place: format!("step {} {}", e.step, e.request),
+                content: &e.response,
+            });
+        }
+        // What the channels' endpoint received is seen by the tenant the platform addressed it to.
+        let received = self
+            .target
+            .sink
+            .as_ref()
+            .map(|s| s.received(&self.tenant_slugs()))
+            .unwrap_or_default();
+        for r in &received {
+            seen.push(oracle::Seen {
+                tenant: &r.tenant,
+                place: format!("sink {} ({})", r.channel, r.tenant),
+                content: &r.body,
+            });
+        }
+        let (events, _) = self.feed().since(Cursor::default()).await?;
+        for ev in &events {
+            if let Some(t) = ev["tenant_id"].as_str() {
+                seen.push(oracle::Seen {
+                    tenant: t,
+                    place: format!("event {}", ev["event_type"].as_str().unwrap_or("?")),
+                    content: ev,
+                });
+            }
+        }
+        let mut leaks = oracle::cross_tenant_leaks(&seen, &canaries);
+        leaks.extend(oracle::log_leaks(
+            &crate::logs::since(self.log_mark),
+            &self.log_secrets(),
+        ));
+        if leaks.is_empty() {
+            Ok(())
+        } else {
+            Err(leaks.join("\n"))
+        }
+    }
+
+    /// What no log line may carry: this scenario's tenants' canaries, and their fixtures' user
+    /// e-mails and passwords, API keys and lead e-mails.
+    pub(crate) fn log_secrets(&self) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for t in self.tenants.values() {
+            for c in [
+                platform::demo::canary(self.cfg.seed, &t.slug),
+                fixture::data_canary(&t.slug),
+            ] {
+                out.push((c, format!("a canary of tenant {}", t.slug)));
+            }
+            let seed = &t.fixture.seed;
+            let each = |list: &str, field: &str| -> Vec<String> {
+                seed[list]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x[field].as_str().map(str::to_string))
+                    .collect()
+            };
+            for (list, field, what) in [
+                ("users", "email", "a user's e-mail"),
+                ("users", "password", "a user's password"),
+                ("api_keys", "key", "an API key"),
+                ("leads", "email", "a lead's e-mail"),
+            ] {
+                for v in each(list, field) {
+                    out.push((v, format!("{what} of tenant {}", t.slug)));
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
 //! The assertion language of specs: JSON paths ([`path`]), matchers ([`matcher`]), metric
-//! expectations over `/metrics` ([`metrics`]), and the JSON
-//! diff shown when a structured value differs.
+//! expectations over `/metrics` ([`metrics`]), and the JSON diff shown when a structured value
+//! differs; and a step's checks against what the platform did: its answer ([`response`]), the
+//! event window ([`events`]), the `/metrics` scrape ([`scrape`]).
 
+pub mod events;
 pub mod matcher;
 pub mod metrics;
 pub mod path;
+pub mod response;
+pub mod scrape;
 
 use serde_json::Value;
 
