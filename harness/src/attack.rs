@@ -22,6 +22,7 @@
 //! and its own `never`; a file may list `contains_any` (a 200 answer contains one of them).
 
 use crate::drive::Request;
+use crate::runner::error::StepError;
 use crate::runner::{deep_merge, Scenario};
 use crate::spec::RepeatBody;
 use crate::spec::Step;
@@ -503,7 +504,7 @@ impl Scenario<'_> {
         n: usize,
         step: &Step,
         a: &crate::spec::AttackStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         use crate::attack;
         let dir = self
             .spec
@@ -610,11 +611,11 @@ impl Scenario<'_> {
             )
             .await?;
             if resp.status != 200 {
-                return Err(format!(
+                return Err(StepError::Harness(format!(
                     "GET /api/v1/audit as the auditor: {} {}",
                     resp.status,
                     expect::matcher::short(&resp.json)
-                ));
+                )));
             }
             let rows = resp.json["entries"].as_array().cloned().unwrap_or_default();
             for (case, id) in &message_ids {
@@ -661,7 +662,7 @@ impl Scenario<'_> {
             }
         };
         self.attacks.extend(results);
-        outcome
+        outcome.map_err(StepError::Mismatch)
     }
 }
 

@@ -828,6 +828,9 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
                 o.failure = Some(runner::Failure {
                     location: o.id.clone(),
                     step: "determinism".into(),
+                    // Two runs with one seed differ: the platform (or a spec it runs) is not
+                    // deterministic, which is a verdict on it.
+                    kind: runner::FailureKind::Mismatch,
                     message: why,
                     seed: cfg.seed,
                     reproduce: specs
@@ -877,6 +880,7 @@ fn run(dir: &Path, a: RunArgs) -> ExitCode {
             failure: Some(runner::Failure {
                 location: format!("{}:{}", e.file.display(), e.line),
                 step: "load".into(),
+                kind: runner::FailureKind::Harness,
                 message: e.message.clone(),
                 seed: cfg.seed,
                 reproduce: format!("cargo run -p harness -- --scenarios {} list", dir.display()),

@@ -13,6 +13,7 @@
 //! tenant's, so those values never reach them at all.
 
 use crate::drive::events::Cursor;
+use crate::runner::error::StepError;
 use crate::runner::Scenario;
 use crate::target::TargetSpec;
 use crate::{fixture, oracle};
@@ -71,7 +72,7 @@ impl Scenario<'_> {
     /// caller and every event published for a tenant, against the other tenants' canaries (the
     /// fixture tenants and the demo ones). In-process targets only: a remote deployment's seed,
     /// which the canaries derive from, is not known here.
-    pub(crate) async fn isolation_oracle(&self) -> Result<(), String> {
+    pub(crate) async fn isolation_oracle(&self) -> Result<(), StepError> {
         if matches!(self.cfg.target, TargetSpec::Remote { .. }) {
             return Ok(());
         }
@@ -150,7 +151,7 @@ impl Scenario<'_> {
         if leaks.is_empty() {
             Ok(())
         } else {
-            Err(leaks.join("\n"))
+            Err(StepError::mismatch(leaks.join("\n")))
         }
     }
 

@@ -37,10 +37,17 @@ fn failure(o: &Outcome, defect: &str) -> String {
         "{} passed with the defect planted ({defect}): the spec cannot catch it",
         o.id
     );
-    o.failure
+    let f = o
+        .failure
         .as_ref()
-        .map(|f| format!("{}: {}\n{}", f.location, f.step, f.message))
-        .unwrap_or_default()
+        .expect("a failed outcome has its failure");
+    assert_eq!(
+        f.kind,
+        runner::FailureKind::Mismatch,
+        "{} failed as the harness's own failure, not as a verdict on the platform: {f}",
+        o.id
+    );
+    format!("{}: {}\n{}", f.location, f.step, f.message)
 }
 
 fn passes(o: &Outcome) {

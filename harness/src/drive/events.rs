@@ -14,6 +14,19 @@ pub struct EventFeed {
     pub tenants: Vec<String>,
 }
 
+/// Why the event window could not be read, or cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("reading the event window: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("the event window answered {status}: {body}")]
+    Refused { status: u16, body: Value },
+    /// A head taken before the window caught up would count earlier steps' late events as the
+    /// next step's.
+    #[error("the platform's event window had not caught up with its bus (settled: false), so this step's events cannot be told from earlier ones")]
+    Unsettled,
+}
+
 /// A cursor into the window: the head sequence number, and how many events the window had missed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cursor {
@@ -22,7 +35,7 @@ pub struct Cursor {
 }
 
 impl EventFeed {
-    async fn page(&self, after: u64, limit: usize) -> Result<Value, String> {
+    async fn page(&self, after: u64, limit: usize) -> Result<Value, FeedError> {
         let url = format!(
             "{}/api/v1/operator/events?tenant_id={}&after={after}&limit={limit}",
             self.base_url,
@@ -33,12 +46,11 @@ impl EventFeed {
             .get(&url)
             .header("x-operator-key", &self.operator_key)
             .send()
-            .await
-            .map_err(|e| format!("reading the event window: {e}"))?;
+            .await?;
         let status = r.status().as_u16();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         if status != 200 {
-            return Err(format!("the event window answered {status}: {body}"));
+            return Err(FeedError::Refused { status, body });
         }
         Ok(body)
     }
@@ -47,10 +59,10 @@ impl EventFeed {
     /// platform answers once its window holds everything published before the read (`settled`);
     /// a head taken before that would count the previous step's late events as this step's, so an
     /// unsettled head is an error.
-    pub async fn head(&self) -> Result<Cursor, String> {
+    pub async fn head(&self) -> Result<Cursor, FeedError> {
         let b = self.page(0, 0).await?;
         if b["settled"] == false {
-            return Err("the platform's event window had not caught up with its bus (settled: false), so this step's events cannot be told from earlier ones".into());
+            return Err(FeedError::Unsettled);
         }
         Ok(Cursor {
             seq: b["next"].as_u64().unwrap_or(0),
@@ -61,7 +73,7 @@ impl EventFeed {
     /// Every event of the tenants after `c`, in publication order, and whether the window may be
     /// incomplete: it missed events since `c`, or had not caught up with the bus (then an absence
     /// proves nothing).
-    pub async fn since(&self, c: Cursor) -> Result<(Vec<Value>, bool), String> {
+    pub async fn since(&self, c: Cursor) -> Result<(Vec<Value>, bool), FeedError> {
         let mut out = vec![];
         let mut after = c.seq;
         loop {

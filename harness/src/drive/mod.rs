@@ -31,8 +31,28 @@ pub struct Response {
     pub latency: Duration,
 }
 
-/// Sends `req`; a transport failure is an error message, not a panic.
-pub async fn send(client: &reqwest::Client, req: &Request) -> Result<Response, String> {
+/// Why a request got no answer to check (a transport failure, never a status: every status is an
+/// answer).
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("{method} {url} failed: {source}")]
+    Send {
+        method: Method,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("reading the body of {method} {url}: {source}")]
+    Body {
+        method: Method,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// Sends `req`; a transport failure is an error, not a panic.
+pub async fn send(client: &reqwest::Client, req: &Request) -> Result<Response, DriveError> {
     let mut rb = client.request(req.method.clone(), &req.url);
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
@@ -41,10 +61,11 @@ pub async fn send(client: &reqwest::Client, req: &Request) -> Result<Response, S
         rb = rb.body(b.clone());
     }
     let started = Instant::now();
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| format!("{} {} failed: {e}", req.method, req.url))?;
+    let resp = rb.send().await.map_err(|source| DriveError::Send {
+        method: req.method.clone(),
+        url: req.url.clone(),
+        source,
+    })?;
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -56,10 +77,11 @@ pub async fn send(client: &reqwest::Client, req: &Request) -> Result<Response, S
             )
         })
         .collect();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the body of {} {}: {e}", req.method, req.url))?;
+    let bytes = resp.bytes().await.map_err(|source| DriveError::Body {
+        method: req.method.clone(),
+        url: req.url.clone(),
+        source,
+    })?;
     let latency = started.elapsed();
     let text = String::from_utf8_lossy(&bytes);
     let json = if req.sse && status == 200 {

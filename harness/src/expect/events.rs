@@ -3,6 +3,7 @@
 use crate::drive::events::Cursor;
 use crate::expect;
 use crate::expect::response::check_paths;
+use crate::runner::error::StepError;
 use crate::runner::Scenario;
 use crate::spec::{Actor, Step};
 use serde_json::Value;
@@ -13,7 +14,7 @@ impl Scenario<'_> {
         step: &Step,
         actor: &Actor,
         cursor: Cursor,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let e = &step.expect;
         let feed = self.feed();
         let deadline = Instant::now() + self.cfg.events_timeout;
@@ -85,7 +86,7 @@ impl Scenario<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(problems.join("\n"));
+                return Err(StepError::mismatch(problems.join("\n")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

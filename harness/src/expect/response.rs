@@ -7,6 +7,7 @@ use crate::expect;
 use crate::expect::matcher::Matcher;
 use crate::expect::path::Path;
 use crate::record::snapshot;
+use crate::runner::error::StepError;
 use crate::runner::request::cost_in;
 use crate::runner::{find_run_id, Scenario};
 use crate::spec::Step;
@@ -19,7 +20,7 @@ impl Scenario<'_> {
         step: &Step,
         r: &Response,
         creds: &BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let e = &step.expect;
         let mut problems = vec![];
         match &e.status {
@@ -77,7 +78,7 @@ impl Scenario<'_> {
                 check_paths("run", &e.run, run, self, &mut problems)?;
                 if e.run_from_events {
                     if let Err(m) = self.rebuilt_from_events(run).await {
-                        problems.push(m);
+                        problems.push(m.to_string());
                     }
                 }
             }
@@ -137,7 +138,7 @@ impl Scenario<'_> {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(StepError::mismatch(problems.join("\n")))
         }
     }
 
@@ -146,7 +147,7 @@ impl Scenario<'_> {
     /// cost. Waits up to the events timeout for the run's terminal event. The chat API's own
     /// `agent.run.*` events name the run too but are not the orchestrator's, so the stored run does
     /// not list them: they are left out of the sequence.
-    pub(crate) async fn rebuilt_from_events(&self, run: &Value) -> Result<(), String> {
+    pub(crate) async fn rebuilt_from_events(&self, run: &Value) -> Result<(), StepError> {
         let id = run["run_id"].as_str().unwrap_or_default().to_string();
         let feed = self.feed();
         let deadline = Instant::now() + self.cfg.events_timeout;
@@ -220,11 +221,11 @@ impl Scenario<'_> {
         if rebuilt == stored {
             Ok(())
         } else {
-            Err(format!(
+            Err(StepError::mismatch(format!(
                 "run_from_events: the run rebuilt from its {} events differs from the stored run:\n{}",
                 events.len(),
                 expect::json_diff(&stored, &rebuilt)
-            ))
+            )))
         }
     }
 }
@@ -237,7 +238,7 @@ pub(crate) fn check_paths(
     doc: &Value,
     sc: &Scenario<'_>,
     problems: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     for (p, m) in map {
         // Keys are interpolated too: `products[sku=${sku}].stock`.
         let p = &sc.interp_str(p)?;

@@ -1,11 +1,12 @@
 //! A step's `metrics:` checked against the platform's `/metrics` scraped before and after it.
 
 use crate::expect::metrics;
+use crate::runner::error::StepError;
 use crate::runner::Scenario;
 use std::time::{Duration, Instant};
 impl Scenario<'_> {
     /// The target's `/metrics`, parsed.
-    pub(crate) async fn scrape(&self) -> Result<metrics::Scrape, String> {
+    pub(crate) async fn scrape(&self) -> Result<metrics::Scrape, StepError> {
         let url = format!("{}/metrics", self.target.base_url);
         let r = self
             .http
@@ -16,9 +17,11 @@ impl Scenario<'_> {
         let status = r.status().as_u16();
         let text = r.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
         if status != 200 {
-            return Err(format!("GET /metrics answered {status}: {text}"));
+            return Err(StepError::Harness(format!(
+                "GET /metrics answered {status}: {text}"
+            )));
         }
-        metrics::Scrape::parse(&text).map_err(|e| e.to_string())
+        metrics::Scrape::parse(&text).map_err(|e| StepError::Harness(e.to_string()))
     }
 
     /// Checks a step's `metrics:` items, scraping again until they hold or the events timeout
@@ -27,7 +30,7 @@ impl Scenario<'_> {
         &self,
         items: &[metrics::MetricExpect],
         before: Option<&metrics::Scrape>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let items: Vec<metrics::MetricExpect> = items
             .iter()
             .map(|i| {
@@ -36,7 +39,7 @@ impl Scenario<'_> {
                 i.delta = i.delta.as_ref().map(|v| self.interp(v)).transpose()?;
                 Ok(i)
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, StepError>>()?;
         let deadline = Instant::now() + self.cfg.events_timeout;
         loop {
             let after = self.scrape().await?;
@@ -45,7 +48,7 @@ impl Scenario<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(problems.join("\n"));
+                return Err(StepError::mismatch(problems.join("\n")));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

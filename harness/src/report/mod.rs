@@ -189,6 +189,7 @@ mod tests {
             failure: (status == Status::Failed).then(|| Failure {
                 location: "scenarios/e2e/x.yaml:7".into(),
                 step: "step 1 (GET /x)".into(),
+                kind: crate::runner::FailureKind::Mismatch,
                 message: "status: expected 200, found 500".into(),
                 seed: 42,
                 reproduce: "cargo run -p harness -- run --only X --seed 42".into(),

@@ -1,6 +1,7 @@
 //! Who sends a step: the scenario's tenants provisioned through the operator surface, each
 //! fixture user's login, API keys and signed role tokens.
 
+use crate::runner::error::StepError;
 use crate::runner::scenario::Tenant;
 use crate::runner::Scenario;
 use crate::spec::{Actor, Step};
@@ -34,7 +35,7 @@ pub(crate) fn run_nonce(target: &TargetSpec) -> String {
 }
 
 impl Scenario<'_> {
-    pub(crate) async fn provision(&self, slug: &str, body: &Value) -> Result<(), String> {
+    pub(crate) async fn provision(&self, slug: &str, body: &Value) -> Result<(), StepError> {
         let path = format!("/api/v1/operator/tenants/{slug}");
         self.operator(Method::PUT, &path, body, 201).await
     }
@@ -46,7 +47,7 @@ impl Scenario<'_> {
         path: &str,
         body: &Value,
         expected: u16,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let r = self
             .http
             .request(method.clone(), format!("{}{path}", self.target.base_url))
@@ -59,10 +60,10 @@ impl Scenario<'_> {
         if status == expected {
             Ok(())
         } else {
-            Err(format!(
+            Err(StepError::Harness(format!(
                 "{method} {path} answered {status}: {}",
                 r.text().await.unwrap_or_default()
-            ))
+            )))
         }
     }
 
@@ -73,14 +74,17 @@ impl Scenario<'_> {
             .unwrap_or_default()
     }
 
-    pub(crate) fn slug(&self, alias: &str) -> Result<String, String> {
+    pub(crate) fn slug(&self, alias: &str) -> Result<String, StepError> {
         self.tenants
             .get(alias)
             .map(|t| t.slug.clone())
-            .ok_or_else(|| format!("no fixture provides tenant `{alias}`"))
+            .ok_or_else(|| StepError::Harness(format!("no fixture provides tenant `{alias}`")))
     }
 
-    pub(crate) async fn credentials(&self, a: &Actor) -> Result<BTreeMap<String, String>, String> {
+    pub(crate) async fn credentials(
+        &self,
+        a: &Actor,
+    ) -> Result<BTreeMap<String, String>, StepError> {
         let mut h = BTreeMap::new();
         if let Some(tok) = &a.token {
             let tok = self.interp_str(tok)?;
@@ -119,7 +123,7 @@ impl Scenario<'_> {
         alias: &str,
         t: &Tenant,
         user: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let key = (alias.to_string(), user.to_string());
         let mut cache = self.tokens.lock().await;
         if let Some(tok) = cache.get(&key) {

@@ -1,9 +1,10 @@
 //! `${var}` in a step: captured variables and fixture facts expanded in strings, keys and bodies.
 
+use crate::runner::error::StepError;
 use crate::runner::Scenario;
 use serde_json::Value;
 impl Scenario<'_> {
-    pub(crate) fn interp_str(&self, s: &str) -> Result<String, String> {
+    pub(crate) fn interp_str(&self, s: &str) -> Result<String, StepError> {
         match self.interp(&Value::String(s.into()))? {
             Value::String(s) => Ok(s),
             other => Ok(other.to_string()),
@@ -12,7 +13,7 @@ impl Scenario<'_> {
 
     /// Replaces `${name}` in every string of `v`; a string that is only `${name}` takes the
     /// variable's JSON value.
-    pub(crate) fn interp(&self, v: &Value) -> Result<Value, String> {
+    pub(crate) fn interp(&self, v: &Value) -> Result<Value, StepError> {
         Ok(match v {
             Value::String(s) => {
                 if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
@@ -43,18 +44,18 @@ impl Scenario<'_> {
             Value::Object(m) => Value::Object(
                 m.iter()
                     .map(|(k, x)| Ok((k.clone(), self.interp(x)?)))
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, StepError>>()?,
             ),
             other => other.clone(),
         })
     }
 
-    pub(crate) fn var(&self, name: &str) -> Result<&Value, String> {
+    pub(crate) fn var(&self, name: &str) -> Result<&Value, StepError> {
         self.vars.get(name).ok_or_else(|| {
-            format!(
+            StepError::Harness(format!(
                 "unknown variable `${{{name}}}` (known: {})",
                 self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
+            ))
         })
     }
 }

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 pub(crate) mod concurrently;
 pub(crate) mod credentials;
+pub mod error;
 pub(crate) mod interp;
 pub(crate) mod replay;
 pub(crate) mod request;
@@ -25,6 +26,7 @@ pub(crate) mod ws;
 pub use crate::record::determinism::nondeterminism;
 pub use crate::record::prompts::workflows_with_prompt_versions;
 pub use credentials::tenant_slug;
+pub use error::{FailureKind, StepError};
 pub use request::{augment_run, deep_merge, find_run_id};
 pub(crate) use scenario::Scenario;
 
@@ -117,6 +119,8 @@ pub struct Failure {
     /// `file:line` of the failing step.
     pub location: String,
     pub step: String,
+    /// Whether the platform was judged (a mismatch) or the harness could not run the step.
+    pub kind: FailureKind,
     pub message: String,
     pub seed: u64,
     pub reproduce: String,
@@ -125,6 +129,12 @@ pub struct Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "{}: {}", self.location, self.step)?;
+        if self.kind == FailureKind::Harness {
+            writeln!(
+                f,
+                "    (the harness could not carry this out; the platform was not judged)"
+            )?;
+        }
         for line in self.message.lines() {
             writeln!(f, "    {line}")?;
         }

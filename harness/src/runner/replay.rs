@@ -4,6 +4,7 @@
 use crate::drive::Response;
 use crate::expect;
 use crate::record::episode::Episode;
+use crate::runner::error::StepError;
 use crate::runner::{workflows_with_prompt_versions, Exchange, Scenario};
 use crate::spec::Step;
 use crate::target::TargetSpec;
@@ -17,7 +18,7 @@ impl Scenario<'_> {
         n: usize,
         step: &Step,
         r: &crate::spec::ReplayStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let resp = self.replay(r).await?;
         // The transcript and failure messages keep the verdict: not the two whole episodes,
         // nor the timing analysis (real time: a rerun must read the same).
@@ -38,13 +39,17 @@ impl Scenario<'_> {
         });
         self.check_response(step, &resp, &BTreeMap::new())
             .await
-            .map_err(|m| format!("{m}\nreplay report: {}", expect::matcher::short(&summary)))?;
+            .map_err(|e| {
+                e.map_message(|m| {
+                    format!("{m}\nreplay report: {}", expect::matcher::short(&summary))
+                })
+            })?;
         self.capture(step, &resp)
     }
 
     /// Replays an episode of `golden/episodes/` (in-process; in GOLDEN on this run's services when
     /// the episode was recorded in GOLDEN) and answers with the report as the step's JSON.
-    pub(crate) async fn replay(&self, r: &crate::spec::ReplayStep) -> Result<Response, String> {
+    pub(crate) async fn replay(&self, r: &crate::spec::ReplayStep) -> Result<Response, StepError> {
         use crate::record::replay::{self as rp, ReplayMode};
         let file = self.cfg.golden_dir.join("episodes").join(&r.episode);
         let ep = Episode::read(&file)?;

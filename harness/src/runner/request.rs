@@ -2,8 +2,9 @@
 //! from the step, sent (N copies at once, `repeat` times, in the background, or polled by
 //! `wait_until`), recorded in the transcript and checked.
 
-use crate::drive::{Request, Response};
+use crate::drive::{DriveError, Request, Response};
 use crate::expect::path::Path;
+use crate::runner::error::StepError;
 use crate::runner::{Exchange, Scenario, VOLATILE_HEADERS};
 use crate::spec::{Action, Step, Verb};
 use crate::{drive, expect};
@@ -13,7 +14,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 impl Scenario<'_> {
     /// A request sent with `background: true`: recorded, sent, not waited for.
-    pub(crate) async fn background_request(&mut self, n: usize, step: &Step) -> Result<(), String> {
+    pub(crate) async fn background_request(
+        &mut self,
+        n: usize,
+        step: &Step,
+    ) -> Result<(), StepError> {
         let creds = self.credentials(&self.actor(step)).await?;
         let req = self.request(n, step, creds)?;
         self.transcript.push(Exchange {
@@ -42,7 +47,7 @@ impl Scenario<'_> {
     }
 
     /// A request step: sent (`repeat` times, each after the last), checked, captured.
-    pub(crate) async fn request_step(&mut self, n: usize, step: &Step) -> Result<(), String> {
+    pub(crate) async fn request_step(&mut self, n: usize, step: &Step) -> Result<(), StepError> {
         // `repeat: n` sends the step n times, one after another; each repetition's exchanges are
         // numbered as its copy (1..n) in the transcript.
         let times = step.repeat.unwrap_or(1);
@@ -60,11 +65,11 @@ impl Scenario<'_> {
             }
 
             self.transcript.extend(last);
-            resp = Some(r.map_err(|m| {
+            resp = Some(r.map_err(|e| {
                 if times > 1 {
-                    format!("repetition {} of {times}: {m}", i + 1)
+                    e.map_message(|m| format!("repetition {} of {times}: {m}", i + 1))
                 } else {
-                    m
+                    e
                 }
             })?);
         }
@@ -72,7 +77,7 @@ impl Scenario<'_> {
         self.capture(step, &resp)
     }
 
-    pub(crate) async fn attempts(&self, n: usize, step: &Step) -> Result<Response, String> {
+    pub(crate) async fn attempts(&self, n: usize, step: &Step) -> Result<Response, StepError> {
         let started = Instant::now();
         let mut attempts = 0;
         loop {
@@ -94,8 +99,8 @@ impl Scenario<'_> {
         n_step: usize,
         step: &Step,
         creds: BTreeMap<String, String>,
-    ) -> Result<Request, String> {
-        let merge = |base: Value| -> Result<Value, String> {
+    ) -> Result<Request, StepError> {
+        let merge = |base: Value| -> Result<Value, StepError> {
             let mut base = base;
             if let Some(b) = &step.body {
                 deep_merge(&mut base, self.interp(b)?);
@@ -175,7 +180,7 @@ impl Scenario<'_> {
     }
 
     /// Sends the step (N copies when `parallel`) and checks everything it expects.
-    pub(crate) async fn attempt(&self, n_step: usize, step: &Step) -> Result<Response, String> {
+    pub(crate) async fn attempt(&self, n_step: usize, step: &Step) -> Result<Response, StepError> {
         let actor = self.actor(step);
         let creds = self.credentials(&actor).await?;
         let req = self.request(n_step, step, creds.clone())?;
@@ -200,12 +205,14 @@ impl Scenario<'_> {
             } else {
                 String::new()
             };
-            self.check_response(step, &r, &creds).await.map_err(|m| {
-                format!(
-                    "{which}{m}\nresponse: {} {}",
-                    r.status,
-                    expect::matcher::short(&r.json)
-                )
+            self.check_response(step, &r, &creds).await.map_err(|e| {
+                e.map_message(|m| {
+                    format!(
+                        "{which}{m}\nresponse: {} {}",
+                        r.status,
+                        expect::matcher::short(&r.json)
+                    )
+                })
             })?;
             first.get_or_insert(r);
         }
@@ -219,7 +226,7 @@ impl Scenario<'_> {
         Ok(first)
     }
 
-    pub(crate) fn capture(&mut self, step: &Step, resp: &Response) -> Result<(), String> {
+    pub(crate) fn capture(&mut self, step: &Step, resp: &Response) -> Result<(), StepError> {
         for (name, p) in &step.capture {
             let p = &self.interp_str(p)?;
             let path = Path::parse(p)?;
@@ -239,7 +246,7 @@ impl Scenario<'_> {
 
     /// The `same_in_copies: true` paths of a `parallel` step: every copy's answer holds the same
     /// value there (e.g. one order id for ten concurrent requests with one idempotency key).
-    pub(crate) fn same_in_copies(&self, step: &Step, answers: &[Value]) -> Result<(), String> {
+    pub(crate) fn same_in_copies(&self, step: &Step, answers: &[Value]) -> Result<(), StepError> {
         for (p, m) in &step.expect.json {
             if m.get("same_in_copies") != Some(&Value::Bool(true)) {
                 continue;
@@ -247,12 +254,12 @@ impl Scenario<'_> {
             let path = Path::parse(&self.interp_str(p)?)?;
             let values: Vec<Option<Value>> = answers.iter().map(|a| path.get(a)).collect();
             if let Some(i) = values.iter().position(|v| *v != values[0]) {
-                return Err(format!(
+                return Err(StepError::mismatch(format!(
                     "json `{p}`: expected the same value in every copy, but copy 1 has {} and copy {} has {}",
                     values[0].as_ref().map_or("nothing".into(), expect::matcher::short),
                     i + 1,
                     values[i].as_ref().map_or("nothing".into(), expect::matcher::short),
-                ));
+                )));
             }
         }
         Ok(())
@@ -263,7 +270,7 @@ impl Scenario<'_> {
         &self,
         n_step: usize,
         req: &Request,
-        resps: &[Result<Response, String>],
+        resps: &[Result<Response, DriveError>],
         caller: Option<&str>,
     ) {
         let path = req
@@ -291,7 +298,7 @@ impl Scenario<'_> {
             .map(|(copy, r)| {
                 let (status, response, latency) = match r {
                     Ok(r) => (r.status, r.json.clone(), r.latency),
-                    Err(e) => (0, Value::String(e.clone()), Duration::ZERO),
+                    Err(e) => (0, Value::String(e.to_string()), Duration::ZERO),
                 };
                 let headers: BTreeMap<String, String> = match r {
                     Ok(r) => r
@@ -325,7 +332,7 @@ impl Scenario<'_> {
         &self,
         id: &str,
         creds: &BTreeMap<String, String>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, StepError> {
         let req = Request {
             method: Method::GET,
             url: format!("{}/api/v1/runs/{id}", self.target.base_url),
@@ -335,10 +342,10 @@ impl Scenario<'_> {
         };
         let r = drive::send(&self.http, &req).await?;
         if r.status != 200 {
-            return Err(format!(
+            return Err(StepError::Harness(format!(
                 "GET /api/v1/runs/{id} answered {}: {}",
                 r.status, r.json
-            ));
+            )));
         }
         Ok(augment_run(r.json))
     }
@@ -412,18 +419,20 @@ pub(crate) async fn poll_again(
     step: &Step,
     started: Instant,
     attempts: u32,
-    m: String,
-) -> Result<(), String> {
+    failure: StepError,
+) -> Result<(), StepError> {
     match &step.wait_until {
         Some(w) if started.elapsed() < Duration::from_millis(w.timeout_ms) => {
             tokio::time::sleep(Duration::from_millis(w.interval_ms)).await;
             Ok(())
         }
-        Some(w) => Err(format!(
-            "{m}\n(still failing after {attempts} attempts in {} ms; wait_until timeout_ms: {})",
-            started.elapsed().as_millis(),
-            w.timeout_ms
-        )),
-        None => Err(m),
+        Some(w) => Err(failure.map_message(|m| {
+            format!(
+                "{m}\n(still failing after {attempts} attempts in {} ms; wait_until timeout_ms: {})",
+                started.elapsed().as_millis(),
+                w.timeout_ms
+            )
+        })),
+        None => Err(failure),
     }
 }

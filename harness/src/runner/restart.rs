@@ -4,6 +4,7 @@
 use crate::drive::events::Cursor;
 use crate::drive::Response;
 use crate::expect::response::check_paths;
+use crate::runner::error::StepError;
 use crate::runner::Scenario;
 use crate::spec::Step;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ impl Scenario<'_> {
         &mut self,
         step: &Step,
         r: &crate::spec::RestartStep,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, StepError> {
         let event = match &r.after_event {
             Some(subject) => self.await_event(step, subject, &r.fields).await?,
             None => Value::Null,
@@ -37,7 +38,7 @@ impl Scenario<'_> {
         step: &Step,
         subject: &str,
         fields: &BTreeMap<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, StepError> {
         let actor = self.actor(step);
         let tenant = self.slug(&actor.tenant.clone().unwrap_or_default())?;
         let feed = self.feed();
@@ -55,10 +56,10 @@ impl Scenario<'_> {
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!(
+                return Err(StepError::mismatch(format!(
                     "no `{subject}` event of tenant {tenant} matching {fields:?} within {:?}",
                     self.cfg.events_timeout
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -7,6 +7,7 @@ use crate::fixture::FixtureTenant;
 use crate::record::episode;
 use crate::record::episode::{Episode, TenantRecord};
 use crate::runner::credentials::run_nonce;
+use crate::runner::error::{FailureKind, StepError};
 use crate::runner::restart::event_response;
 use crate::runner::{find_run_id, step_label, tenant_slug, Exchange, Failure, RunConfig};
 use crate::spec::{Action, Spec, Step};
@@ -72,10 +73,11 @@ impl<'a> Scenario<'a> {
         episode: &mut Option<Episode>,
         attacks: &mut Vec<crate::attack::CaseResult>,
     ) -> Result<(), Failure> {
-        let fail_at = |location: String, step: &str, message: String| Failure {
+        let fail_at = |location: String, step: &str, e: StepError| Failure {
             location,
             step: step.into(),
-            message,
+            kind: e.kind(),
+            message: e.to_string(),
             seed: cfg.seed,
             reproduce: cfg.reproduce(spec),
         };
@@ -83,7 +85,7 @@ impl<'a> Scenario<'a> {
             fail_at(
                 format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
                 "setup",
-                m,
+                StepError::Harness(m),
             )
         };
         crate::logs::install();
@@ -150,6 +152,10 @@ impl<'a> Scenario<'a> {
         if let Err(m) = sc.isolation_oracle().await {
             result = Err(match result {
                 Err(mut f) => {
+                    // A leak the oracle saw judges the platform, whatever stopped the step.
+                    if m.kind() == FailureKind::Mismatch {
+                        f.kind = FailureKind::Mismatch;
+                    }
                     f.message = format!("{}\n(and the oracles found:)\n{m}", f.message);
                     f
                 }
@@ -171,14 +177,17 @@ impl<'a> Scenario<'a> {
         if !problems.is_empty() {
             let m = problems.join("\n");
             result = Err(match result {
+                // The platform asked the model something no cassette holds: its behaviour
+                // changed, so this judges the platform.
                 Err(mut f) => {
+                    f.kind = FailureKind::Mismatch;
                     f.message = format!("{m}\n(which made this step fail:)\n{}", f.message);
                     f
                 }
                 Ok(()) => fail_at(
                     format!("{}:{}", spec.file.display(), spec.setup_line.max(1)),
                     "model",
-                    m,
+                    StepError::Mismatch(m),
                 ),
             });
         }
@@ -210,7 +219,7 @@ impl<'a> Scenario<'a> {
 
     /// Runs one step; with `expect.metrics`, `/metrics` is scraped before it (for deltas) and
     /// checked after it.
-    pub(crate) async fn step(&mut self, n: usize, step: &Step) -> Result<(), String> {
+    pub(crate) async fn step(&mut self, n: usize, step: &Step) -> Result<(), StepError> {
         let items = &step.expect.metrics;
         let before = if items.iter().any(|i| i.delta.is_some()) {
             Some(self.scrape().await?)
@@ -226,7 +235,7 @@ impl<'a> Scenario<'a> {
     }
 
     /// Runs the step's one action and checks its expectations (all but `metrics`).
-    pub(crate) async fn action(&mut self, n: usize, step: &Step) -> Result<(), String> {
+    pub(crate) async fn action(&mut self, n: usize, step: &Step) -> Result<(), StepError> {
         match &step.action {
             Action::Fault(f) => self.fault(step, f).await,
             Action::Attacks(a) => self.attacks(n, step, a).await,
@@ -270,7 +279,7 @@ impl<'a> Scenario<'a> {
         step: &Step,
         request: String,
         resp: Response,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         self.transcript
             .push(Exchange::own(n, request, resp.status, resp.json.clone()));
         self.check_response(step, &resp, &BTreeMap::new()).await?;
@@ -296,7 +305,7 @@ impl<'a> Scenario<'a> {
         &self,
         step: &Step,
         f: &crate::spec::FaultStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let alias = f
             .tenant
             .clone()
@@ -312,7 +321,7 @@ impl<'a> Scenario<'a> {
     pub(crate) async fn tenant_records(
         &self,
         run_ids: &[String],
-    ) -> Result<Vec<TenantRecord>, String> {
+    ) -> Result<Vec<TenantRecord>, StepError> {
         let mut out = vec![];
         for (alias, t) in &self.tenants {
             let path = format!(
@@ -330,7 +339,9 @@ impl<'a> Scenario<'a> {
             let status = r.status().as_u16();
             let body: Value = r.json().await.unwrap_or(Value::Null);
             if status != 200 {
-                return Err(format!("GET {path} answered {status}: {body}"));
+                return Err(StepError::Harness(format!(
+                    "GET {path} answered {status}: {body}"
+                )));
             }
             out.push(TenantRecord {
                 alias: alias.clone(),

@@ -2,6 +2,7 @@
 
 use crate::drive::Response;
 use crate::expect;
+use crate::runner::error::StepError;
 use crate::runner::request::poll_again;
 use crate::runner::{Exchange, Scenario};
 use crate::spec::Step;
@@ -16,7 +17,7 @@ impl Scenario<'_> {
         n: usize,
         step: &Step,
         s: &crate::spec::SinkStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let sink = self
             .target
             .sink
@@ -41,10 +42,12 @@ impl Scenario<'_> {
             };
             if let Err(m) = poll_again(step, started, attempts, m).await {
                 self.transcript.push(sink_exchange(n, s, &resp));
-                return Err(format!(
-                    "{m}\nthe sink received: {}",
-                    expect::matcher::short(&resp.json)
-                ));
+                return Err(m.map_message(|m| {
+                    format!(
+                        "{m}\nthe sink received: {}",
+                        expect::matcher::short(&resp.json)
+                    )
+                }));
             }
         };
         self.transcript.push(sink_exchange(n, s, &resp));

@@ -1,6 +1,7 @@
 //! A `ws` step: a WebSocket chat session on `/ws/chat`, its peers' sessions, and the frames read.
 
 use crate::drive::Response;
+use crate::runner::error::StepError;
 use crate::runner::{Exchange, Scenario};
 use crate::spec::Step;
 use crate::{drive, expect};
@@ -16,7 +17,7 @@ impl Scenario<'_> {
         n: usize,
         step: &Step,
         w: &crate::spec::WsStep,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let actor = self.actor(step);
         let creds = self.credentials(&actor).await?;
         let mut peer_creds = vec![];
@@ -82,7 +83,9 @@ impl Scenario<'_> {
         };
         self.check_response(step, &resp, &creds)
             .await
-            .map_err(|m| format!("{m}\nframes: {}", expect::matcher::short(&resp.json)))?;
+            .map_err(|e| {
+                e.map_message(|m| format!("{m}\nframes: {}", expect::matcher::short(&resp.json)))
+            })?;
         if let Some(c) = cursor {
             self.check_events(step, &actor, c).await?;
         }
