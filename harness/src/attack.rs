@@ -108,13 +108,45 @@ pub struct Case {
     pub description: Option<String>,
 }
 
+/// Why the attack case files a step names could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseFileError {
+    #[error("cannot list {}: {source}", dir.display())]
+    List {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read case file {}: {source}", file.display())]
+    Read {
+        file: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", file.display())]
+    Parse {
+        file: std::path::PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+    /// A case must say what it sends in exactly one way.
+    #[error("{}: case {case} needs exactly one of payload/body, raw_body, repeat_body", file.display())]
+    Body {
+        file: std::path::PathBuf,
+        case: String,
+    },
+}
+
 /// The files a step names, read from `dir`; `*` means every file there, sorted.
-pub fn load(dir: &Path, names: &[String]) -> Result<Vec<CaseFile>, String> {
+pub fn load(dir: &Path, names: &[String]) -> Result<Vec<CaseFile>, CaseFileError> {
     let mut paths = vec![];
     for n in names {
         if n == "*" {
             let mut all: Vec<_> = std::fs::read_dir(dir)
-                .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+                .map_err(|source| CaseFileError::List {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
@@ -128,10 +160,15 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Vec<CaseFile>, String> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read case file {}: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|source| CaseFileError::Read {
+                file: p.clone(),
+                source,
+            })?;
             let f: CaseFile =
-                serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+                serde_norway::from_str(&text).map_err(|source| CaseFileError::Parse {
+                    file: p.clone(),
+                    source,
+                })?;
             for c in &f.cases {
                 let bodies = [
                     c.payload.is_some() || c.body.is_some(),
@@ -139,11 +176,10 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Vec<CaseFile>, String> {
                     c.repeat_body.is_some(),
                 ];
                 if bodies.iter().filter(|b| **b).count() != 1 {
-                    return Err(format!(
-                        "{}: case {} needs exactly one of payload/body, raw_body, repeat_body",
-                        p.display(),
-                        c.id
-                    ));
+                    return Err(CaseFileError::Body {
+                        file: p.clone(),
+                        case: c.id.clone(),
+                    });
                 }
             }
             Ok(f)

@@ -58,6 +58,24 @@ async fn acknowledged(frames: &Frames, deadline: Instant) -> bool {
 type Conn =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Why a WebSocket session could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    /// A peer's upgrade was refused (its status and body).
+    #[error("peer {peer} could not connect: {status} {body}")]
+    PeerRefused {
+        peer: usize,
+        status: u16,
+        body: Value,
+    },
+    /// The platform never acknowledged a session (`who`: the session or a peer).
+    #[error("the {who} was not acknowledged in time")]
+    NotAcknowledged { who: &'static str },
+    /// A frame could not be sent.
+    #[error("sending a frame: {0}")]
+    Send(#[from] tokio_tungstenite::tungstenite::Error),
+}
+
 /// Opens a session; a refused upgrade is `Err((status, body))`.
 async fn open(url: &str, headers: &BTreeMap<String, String>) -> Result<Conn, (u16, Value)> {
     let mut req = url
@@ -110,14 +128,18 @@ pub async fn session(
     sent: &[Value],
     settle: Duration,
     timeout: Duration,
-) -> Result<Seen, String> {
+) -> Result<Seen, WsError> {
     let mut peer_frames = vec![];
     let mut tasks = vec![];
     let mut sinks = vec![];
     for (i, p) in peers.iter().enumerate() {
         let ws = open(url, p)
             .await
-            .map_err(|(s, b)| format!("peer {} could not connect: {s} {b}", i + 1))?;
+            .map_err(|(status, body)| WsError::PeerRefused {
+                peer: i + 1,
+                status,
+                body,
+            })?;
         let (tx, rx) = ws.split();
         let frames: Frames = Arc::default();
         tasks.push(collect(rx, frames.clone()));
@@ -128,7 +150,7 @@ pub async fn session(
     let deadline = Instant::now() + timeout;
     for f in &peer_frames {
         if !acknowledged(f, deadline).await {
-            return Err("a peer was not acknowledged in time".into());
+            return Err(WsError::NotAcknowledged { who: "peer" });
         }
     }
     let ws = match open(url, headers).await {
@@ -145,7 +167,7 @@ pub async fn session(
     let frames: Frames = Arc::default();
     tasks.push(collect(rx, frames.clone()));
     if !acknowledged(&frames, deadline).await {
-        return Err("the session was not acknowledged in time".into());
+        return Err(WsError::NotAcknowledged { who: "session" });
     }
     // One frame at a time, each after the last answer of the one before: the frames then come in
     // the same order on every run (a pong cannot overtake a turn's answer), so transcripts and
@@ -155,9 +177,7 @@ pub async fn session(
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        tx.send(Message::Text(text.into()))
-            .await
-            .map_err(|e| format!("sending a frame: {e}"))?;
+        tx.send(Message::Text(text.into())).await?;
         let n = answers_expected(&sent[..=i]);
         while !done(&frames, n) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -7,6 +7,7 @@
 //! `allow_empty: true`, and `not` fails on a missing value unless it says `absent_ok: true`, so that
 //! a field the platform stopped sending, or a list it stopped filling, is a failure and not a pass.
 
+use super::SyntaxError;
 use regex::Regex;
 use serde_json::Value;
 
@@ -87,32 +88,34 @@ pub enum Matcher {
 
 impl Matcher {
     /// Compiles the YAML form; the error names the offending word and what is allowed.
-    pub fn compile(v: &Value) -> Result<Matcher, String> {
+    pub fn compile(v: &Value) -> Result<Matcher, SyntaxError> {
         match v {
             Value::String(s) if s.starts_with('#') => MARKERS
                 .iter()
                 .find(|m| **m == s.as_str())
                 .map(|m| Matcher::Type(m))
                 .ok_or_else(|| {
-                    format!(
+                    SyntaxError(format!(
                         "unknown type marker `{s}`; expected one of {}",
                         MARKERS.join(", ")
-                    )
+                    ))
                 }),
             Value::Object(map) => {
                 if map.is_empty() {
-                    return Err(
+                    return Err(SyntaxError(
                         "an empty matcher map; write `{equals: {}}` for an empty object".into(),
-                    );
+                    ));
                 }
-                let flag = |name: &str, with: &str| -> Result<bool, String> {
+                let flag = |name: &str, with: &str| -> Result<bool, SyntaxError> {
                     match map.get(name) {
                         None => Ok(false),
-                        Some(_) if !map.contains_key(with) => Err(format!(
+                        Some(_) if !map.contains_key(with) => Err(SyntaxError(format!(
                             "`{name}` qualifies `{with}` and needs it in the same map"
-                        )),
+                        ))),
                         Some(Value::Bool(b)) => Ok(*b),
-                        Some(other) => Err(format!("`{name}` needs true or false, got {other}")),
+                        Some(other) => Err(SyntaxError(format!(
+                            "`{name}` needs true or false, got {other}"
+                        ))),
                     }
                 };
                 let allow_empty = flag("allow_empty", "each")?;
@@ -142,10 +145,10 @@ impl Matcher {
         }
     }
 
-    fn word(k: &str, arg: &Value) -> Result<Matcher, String> {
+    fn word(k: &str, arg: &Value) -> Result<Matcher, SyntaxError> {
         let num = |what: &str| {
             arg.as_f64()
-                .ok_or_else(|| format!("`{what}` needs a number, got {arg}"))
+                .ok_or_else(|| SyntaxError(format!("`{what}` needs a number, got {arg}")))
         };
         Ok(match k {
             "equals" => Matcher::Equals(arg.clone()),
@@ -154,18 +157,20 @@ impl Matcher {
             "regex" => {
                 let s = arg
                     .as_str()
-                    .ok_or_else(|| format!("`regex` needs a string, got {arg}"))?;
-                Matcher::Regex(Regex::new(s).map_err(|e| format!("bad regex `{s}`: {e}"))?)
+                    .ok_or_else(|| SyntaxError(format!("`regex` needs a string, got {arg}")))?;
+                Matcher::Regex(
+                    Regex::new(s).map_err(|e| SyntaxError(format!("bad regex `{s}`: {e}")))?,
+                )
             }
             "one_of" => Matcher::OneOf(
                 arg.as_array()
-                    .ok_or_else(|| format!("`one_of` needs a list, got {arg}"))?
+                    .ok_or_else(|| SyntaxError(format!("`one_of` needs a list, got {arg}")))?
                     .clone(),
             ),
             "absent" | "present" => {
                 let b = arg
                     .as_bool()
-                    .ok_or_else(|| format!("`{k}` needs true or false, got {arg}"))?;
+                    .ok_or_else(|| SyntaxError(format!("`{k}` needs true or false, got {arg}")))?;
                 if (k == "absent") == b {
                     Matcher::Absent
                 } else {
@@ -183,7 +188,9 @@ impl Matcher {
             },
             "all_of" => Matcher::All(
                 arg.as_array()
-                    .ok_or_else(|| format!("`all_of` needs a list of matchers, got {arg}"))?
+                    .ok_or_else(|| {
+                        SyntaxError(format!("`all_of` needs a list of matchers, got {arg}"))
+                    })?
                     .iter()
                     .map(Self::compile)
                     .collect::<Result<_, _>>()?,
@@ -191,7 +198,7 @@ impl Matcher {
             "includes" | "excludes" | "exactly" => {
                 let list = arg
                     .as_array()
-                    .ok_or_else(|| format!("`{k}` needs a list, got {arg}"))?
+                    .ok_or_else(|| SyntaxError(format!("`{k}` needs a list, got {arg}")))?
                     .clone();
                 match k {
                     "includes" => Matcher::Includes(list),
@@ -201,7 +208,9 @@ impl Matcher {
             }
             "same_in_copies" => {
                 if arg != &Value::Bool(true) {
-                    return Err(format!("`same_in_copies` takes `true`, got {arg}"));
+                    return Err(SyntaxError(format!(
+                        "`same_in_copies` takes `true`, got {arg}"
+                    )));
                 }
                 Matcher::SameInCopies
             }
@@ -210,10 +219,10 @@ impl Matcher {
             "lt" => Matcher::Cmp("lt", num("lt")?),
             "lte" => Matcher::Cmp("lte", num("lte")?),
             other => {
-                return Err(format!(
+                return Err(SyntaxError(format!(
                     "unknown matcher `{other}`; expected one of {}",
                     WORDS.join(", ")
-                ))
+                )))
             }
         })
     }
@@ -496,9 +505,9 @@ mod tests {
         assert!(lenient.check(Some(&json!("x"))).is_err());
 
         let e = Matcher::compile(&json!({"allow_empty": true})).unwrap_err();
-        assert!(e.contains("needs it in the same map"), "{e}");
+        assert!(e.0.contains("needs it in the same map"), "{e}");
         let e = Matcher::compile(&json!({"not": 1, "absent_ok": "yes"})).unwrap_err();
-        assert!(e.contains("true or false"), "{e}");
+        assert!(e.0.contains("true or false"), "{e}");
     }
 
     #[test]
@@ -515,13 +524,13 @@ mod tests {
     fn bad_matchers_are_refused_with_the_vocabulary() {
         let e = Matcher::compile(&json!({"contanis": "x"})).unwrap_err();
         assert!(
-            e.contains("unknown matcher `contanis`") && e.contains("contains"),
+            e.0.contains("unknown matcher `contanis`") && e.0.contains("contains"),
             "{e}"
         );
         let e = Matcher::compile(&json!("#uid")).unwrap_err();
-        assert!(e.contains("#uuid"), "{e}");
+        assert!(e.0.contains("#uuid"), "{e}");
         let e = Matcher::compile(&json!({"regex": "("})).unwrap_err();
-        assert!(e.contains("bad regex"), "{e}");
+        assert!(e.0.contains("bad regex"), "{e}");
         assert!(Matcher::compile(&json!({"gt": "x"})).is_err());
         assert!(Matcher::compile(&json!({})).is_err());
     }

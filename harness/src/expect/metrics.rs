@@ -236,7 +236,7 @@ pub fn check(
         };
         let now = after.sum(&it.name, &it.labels);
         if let Some(v) = &it.value {
-            let m = Matcher::compile(v).map_err(&bad)?;
+            let m = Matcher::compile(v).map_err(|e| bad(e.to_string()))?;
             if let Err(why) = m.check(Some(&number(now))) {
                 problems.push(format!(
                     "metric `{}{labels}`: {why} (series: {})",
@@ -246,7 +246,7 @@ pub fn check(
             }
         }
         if let Some(d) = &it.delta {
-            let m = Matcher::compile(d).map_err(&bad)?;
+            let m = Matcher::compile(d).map_err(|e| bad(e.to_string()))?;
             let before = before.ok_or_else(|| bad("no scrape before the step".into()))?;
             let was = before.sum(&it.name, &it.labels);
             if let Err(why) = m.check(Some(&number(now - was))) {

@@ -12,6 +12,12 @@ pub mod scrape;
 
 use serde_json::Value;
 
+/// What is wrong with a path or a matcher as a spec wrote it (the loader reports it at its line;
+/// after `${var}` expansion the runner reports it as the harness's own failure).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct SyntaxError(pub String);
+
 /// A unified diff of the pretty-printed values, expected first.
 pub fn json_diff(expected: &Value, actual: &Value) -> String {
     let e = serde_json::to_string_pretty(expected).unwrap_or_default() + "\n";

@@ -2,6 +2,7 @@
 //! the result is the array of what each element holds there), `products[sku=SKU-1].stock` (the first
 //! element whose `sku` is `SKU-1`).
 
+use super::SyntaxError;
 use serde_json::Value;
 
 /// One step of a path.
@@ -22,11 +23,11 @@ pub struct Path {
 
 impl Path {
     /// Parses `text`; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Path, String> {
+    pub fn parse(text: &str) -> Result<Path, SyntaxError> {
         let mut segs = vec![];
         let mut rest = text;
         if rest.is_empty() {
-            return Err("an empty path".into());
+            return Err(SyntaxError("an empty path".into()));
         }
         if rest == "$" {
             return Ok(Path {
@@ -38,40 +39,42 @@ impl Path {
             if let Some(r) = rest.strip_prefix('[') {
                 let end = r
                     .find(']')
-                    .ok_or_else(|| format!("`{text}`: `[` without `]`"))?;
+                    .ok_or_else(|| SyntaxError(format!("`{text}`: `[` without `]`")))?;
                 let inner = &r[..end];
                 segs.push(if inner == "*" {
                     Seg::All
                 } else if let Some((k, v)) = inner.split_once('=') {
                     if k.is_empty() {
-                        return Err(format!("`{text}`: `[{inner}]` needs a key before `=`"));
+                        return Err(SyntaxError(format!(
+                            "`{text}`: `[{inner}]` needs a key before `=`"
+                        )));
                     }
                     Seg::Find(k.to_string(), v.to_string())
                 } else {
                     Seg::Index(inner.parse().map_err(|_| {
-                        format!(
+                        SyntaxError(format!(
                             "`{text}`: `[{inner}]` is not an index (a number, `*` or `key=value`)"
-                        )
+                        ))
                     })?)
                 });
                 rest = &r[end + 1..];
                 if let Some(r) = rest.strip_prefix('.') {
                     rest = r;
                     if rest.is_empty() {
-                        return Err(format!("`{text}`: ends with `.`"));
+                        return Err(SyntaxError(format!("`{text}`: ends with `.`")));
                     }
                 }
             } else {
                 let end = rest.find(['.', '[']).unwrap_or(rest.len());
                 if end == 0 {
-                    return Err(format!("`{text}`: an empty key"));
+                    return Err(SyntaxError(format!("`{text}`: an empty key")));
                 }
                 segs.push(Seg::Key(rest[..end].to_string()));
                 rest = &rest[end..];
                 if let Some(r) = rest.strip_prefix('.') {
                     rest = r;
                     if rest.is_empty() {
-                        return Err(format!("`{text}`: ends with `.`"));
+                        return Err(SyntaxError(format!("`{text}`: ends with `.`")));
                     }
                 }
             }
@@ -204,7 +207,7 @@ mod tests {
             ("", "empty path"),
         ] {
             let e = Path::parse(p).unwrap_err();
-            assert!(e.contains(why), "{p}: {e}");
+            assert!(e.0.contains(why), "{p}: {e}");
         }
     }
 }

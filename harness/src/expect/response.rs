@@ -118,8 +118,11 @@ impl Scenario<'_> {
                 &self.spec.suite,
                 g.name(),
             );
-            if let Err(m) = snapshot::check(&file, snap, self.cfg.update_golden) {
-                problems.push(m);
+            match snapshot::check(&file, snap, self.cfg.update_golden) {
+                Ok(()) => {}
+                Err(d @ snapshot::SnapshotError::Differs { .. }) => problems.push(d.to_string()),
+                // A snapshot that is missing or unreadable judges nothing.
+                Err(other) => return Err(StepError::Harness(other.to_string())),
             }
         }
         if let Some(ms) = e

@@ -161,6 +161,29 @@ pub fn canonical(v: &Value) -> Value {
     }
 }
 
+/// Why an episode file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EpisodeError {
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not an episode: {source}", file.display())]
+    NotAnEpisode {
+        file: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Written by a harness with another episode format.
+    #[error("{}: episode format {found} (this harness reads {FORMAT})", file.display())]
+    Format {
+        file: std::path::PathBuf,
+        found: u32,
+    },
+}
+
 impl Episode {
     /// Builds the episode of a finished scenario.
     pub fn build(p: Parts<'_>) -> Episode {
@@ -355,16 +378,22 @@ impl Episode {
     }
 
     /// Reads an episode file.
-    pub fn read(path: &Path) -> Result<Episode, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let ep: Episode = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not an episode: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Episode, EpisodeError> {
+        let file = || path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|source| EpisodeError::Read {
+            file: file(),
+            source,
+        })?;
+        let ep: Episode =
+            serde_json::from_str(&text).map_err(|source| EpisodeError::NotAnEpisode {
+                file: file(),
+                source,
+            })?;
         if ep.format != FORMAT {
-            return Err(format!(
-                "{}: episode format {} (this harness reads {FORMAT})",
-                path.display(),
-                ep.format
-            ));
+            return Err(EpisodeError::Format {
+                file: file(),
+                found: ep.format,
+            });
         }
         Ok(ep)
     }

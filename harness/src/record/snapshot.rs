@@ -9,6 +9,7 @@
 
 use super::episode::canonical;
 use crate::expect::path::Path as JsonPath;
+use crate::expect::SyntaxError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ pub struct SnapshotMeta {
 
 /// `body` normalized for a snapshot: `redact` paths replaced, then [`canonical`] with whitespace
 /// collapsed in every string.
-pub fn normalize(body: &Value, redact: &[String]) -> Result<Value, String> {
+pub fn normalize(body: &Value, redact: &[String]) -> Result<Value, SyntaxError> {
     let mut v = body.clone();
     for p in redact {
         let path = JsonPath::parse(p)?;
@@ -57,30 +58,60 @@ pub fn file_of(dir: &Path, suite: &str, name: &str) -> PathBuf {
     dir.join(suite).join(format!("{name}.json"))
 }
 
-/// Compares `actual` with the snapshot file, or writes it when `update`. The error is the message a
-/// failing step shows.
-pub fn check(file: &Path, actual: Snapshot, update: bool) -> Result<(), String> {
+/// Why a snapshot check did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The response differs from the stored snapshot (the diff, golden first).
+    #[error("the response differs from golden snapshot {} (--update-golden rewrites it):\n{diff}", file.display())]
+    Differs { file: PathBuf, diff: String },
+    /// No snapshot was ever written for this step.
+    #[error("golden snapshot {} does not exist; run with --update-golden (or UPDATE_GOLDEN=1) to write it, then review it", file.display())]
+    Missing { file: PathBuf },
+    /// The file is there but is not a snapshot.
+    #[error("golden snapshot {} is not a snapshot: {source}", file.display())]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Writing it (`--update-golden`) failed.
+    #[error("writing golden snapshot {}: {source}", file.display())]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Compares `actual` with the snapshot file, or writes it when `update`.
+pub fn check(file: &Path, actual: Snapshot, update: bool) -> Result<(), SnapshotError> {
     let existing = std::fs::read_to_string(file).ok();
+    let write_error = |source| SnapshotError::Write {
+        file: file.to_path_buf(),
+        source,
+    };
     if update {
-        let mut text = serde_json::to_string_pretty(&actual).map_err(|e| e.to_string())?;
+        let mut text = serde_json::to_string_pretty(&actual).unwrap_or_default();
         text.push('\n');
         if existing.as_deref() != Some(text.as_str()) {
             if let Some(d) = file.parent() {
-                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(write_error)?;
             }
-            std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+            std::fs::write(file, text).map_err(write_error)?;
             eprintln!("golden: wrote {} (review it in the diff)", file.display());
         }
         return Ok(());
     }
     let Some(text) = existing else {
-        return Err(format!(
-            "golden snapshot {} does not exist; run with --update-golden (or UPDATE_GOLDEN=1) to write it, then review it",
-            file.display()
-        ));
+        return Err(SnapshotError::Missing {
+            file: file.to_path_buf(),
+        });
     };
-    let stored: Snapshot = serde_json::from_str(&text)
-        .map_err(|e| format!("golden snapshot {} is not a snapshot: {e}", file.display()))?;
+    let stored: Snapshot =
+        serde_json::from_str(&text).map_err(|source| SnapshotError::Unreadable {
+            file: file.to_path_buf(),
+            source,
+        })?;
     if stored.output == actual.output {
         return Ok(());
     }
@@ -93,10 +124,10 @@ pub fn check(file: &Path, actual: Snapshot, update: bool) -> Result<(), String> 
         .context_radius(3)
         .header("golden", "actual")
         .to_string();
-    Err(format!(
-        "the response differs from golden snapshot {} (--update-golden rewrites it):\n{diff}",
-        file.display()
-    ))
+    Err(SnapshotError::Differs {
+        file: file.to_path_buf(),
+        diff,
+    })
 }
 
 #[cfg(test)]
@@ -131,10 +162,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("snap-{}", uuid::Uuid::new_v4()));
         let f = file_of(&dir, "e2e", "faq");
         let missing = check(&f, snap(json!({"a": 1})), false).expect_err("missing fails");
-        assert!(missing.contains("does not exist"), "{missing}");
+        assert!(
+            matches!(missing, SnapshotError::Missing { .. }),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
         check(&f, snap(json!({"a": 1})), true).expect("written");
         check(&f, snap(json!({"a": 1})), false).expect("equal passes");
-        let diff = check(&f, snap(json!({"a": 2})), false).expect_err("different fails");
+        let diff = check(&f, snap(json!({"a": 2})), false)
+            .expect_err("different fails")
+            .to_string();
         assert!(
             diff.contains("-  \"a\": 1") && diff.contains("+  \"a\": 2"),
             "{diff}"

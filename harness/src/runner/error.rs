@@ -3,8 +3,12 @@
 //! (the target did not answer, the event window could not be read, a variable was never
 //! captured), which says nothing about the platform. The report names which of the two failed.
 
+use crate::attack::CaseFileError;
 use crate::drive::events::FeedError;
+use crate::drive::ws::WsError;
 use crate::drive::DriveError;
+use crate::expect::SyntaxError;
+use crate::record::episode::EpisodeError;
 use serde::Serialize;
 
 /// Why a step (or a scenario's setup, or an oracle) did not pass.
@@ -19,6 +23,18 @@ pub enum StepError {
     /// The event window could not be read or trusted.
     #[error(transparent)]
     Feed(#[from] FeedError),
+    /// A WebSocket session could not be carried out.
+    #[error(transparent)]
+    Ws(#[from] WsError),
+    /// An episode to replay could not be read.
+    #[error(transparent)]
+    Episode(#[from] EpisodeError),
+    /// An attack case file could not be read.
+    #[error(transparent)]
+    Cases(#[from] CaseFileError),
+    /// A path or matcher that is wrong once `${var}` is expanded.
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
     /// Anything else the harness could not do (a missing variable or file, a target that could
     /// not be set up).
     #[error("{0}")]
@@ -52,7 +68,11 @@ impl StepError {
     /// Which side the failure is on.
     pub fn kind(&self) -> FailureKind {
         match self {
-            StepError::Mismatch(_) => FailureKind::Mismatch,
+            // The platform refused a peer's upgrade or never acknowledged a session.
+            StepError::Mismatch(_)
+            | StepError::Ws(WsError::PeerRefused { .. } | WsError::NotAcknowledged { .. }) => {
+                FailureKind::Mismatch
+            }
             _ => FailureKind::Harness,
         }
     }
