@@ -46,7 +46,7 @@ fn golden_case(s: &Spec, seed: u64) -> Result<(), Failed> {
     let g = GOLDEN.get_or_init(|| {
         runtime()
             .map_err(|e| format!("{e:?}"))
-            .and_then(|rt| rt.block_on(infra::golden()))
+            .and_then(|rt| rt.block_on(infra::golden()).map_err(|e| e.to_string()))
     });
     match g {
         Ok((_, env)) => {

@@ -3,7 +3,8 @@
 //! (127.0.0.1:5432, :4222, :6379) when it answers; a private instance spawned from the installed
 //! binary on a free port (`HARNESS_SERVICES=spawn` goes straight there); a container where a Docker
 //! engine answers (testcontainers). When none of these works the GOLDEN specs are skipped with the
-//! reason, or fail when `HARNESS_REQUIRE_SERVICES=1`.
+//! reason, an [`InfraError`] that names each way tried and why it failed, or fail when
+//! `HARNESS_REQUIRE_SERVICES=1`.
 //!
 //! A run isolates itself in a [`GoldenEnv`]: its own database (migrated), its own subject and
 //! stream prefix, its own key prefix, all named `harness_<unix time>_<random>`. It removes them at
@@ -11,12 +12,18 @@
 //! crashed before cleaning up).
 
 pub mod containers;
+mod error;
 pub mod spawn;
+
+pub use error::{InfraError, NoAnswer};
 
 use platform::bus::jetstream::stream_names;
 use sqlx::Connection;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long a probe waits for a service to answer.
+const PROBE_WAIT: Duration = Duration::from_secs(3);
 
 /// The services a run uses, with where each came from.
 pub struct Services {
@@ -38,49 +45,49 @@ pub fn services_required() -> bool {
     )
 }
 
-async fn postgres_answers(url: &str) -> Result<(), String> {
+async fn postgres_answers(url: &str) -> Result<(), NoAnswer> {
     let fut = sqlx::PgConnection::connect(url);
-    match tokio::time::timeout(Duration::from_secs(3), fut).await {
+    match tokio::time::timeout(PROBE_WAIT, fut).await {
         Ok(Ok(c)) => {
             let _ = c.close().await;
             Ok(())
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 3 s".into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(NoAnswer::Timeout(PROBE_WAIT)),
     }
 }
 
-async fn nats_answers(url: &str) -> Result<(), String> {
+async fn nats_answers(url: &str) -> Result<(), NoAnswer> {
     let opts = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2));
-    match tokio::time::timeout(Duration::from_secs(3), opts.connect(url)).await {
+    match tokio::time::timeout(PROBE_WAIT, opts.connect(url)).await {
         Ok(Ok(c)) => {
             // JetStream must be on: ask for the account info (raw, to accept any server version).
             let reply = c
                 .request("$JS.API.INFO", bytes::Bytes::new())
                 .await
-                .map_err(|e| format!("JetStream is not available: {e}"))?;
-            let info: serde_json::Value = serde_json::from_slice(&reply.payload)
-                .map_err(|e| format!("JetStream answered something else: {e}"))?;
+                .map_err(NoAnswer::JetStream)?;
+            let info: serde_json::Value =
+                serde_json::from_slice(&reply.payload).map_err(NoAnswer::JetStreamReply)?;
             match info.get("error") {
-                Some(err) => Err(format!("JetStream is not available: {err}")),
+                Some(err) => Err(NoAnswer::JetStreamRefused(err.clone())),
                 None => Ok(()),
             }
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 3 s".into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(NoAnswer::Timeout(PROBE_WAIT)),
     }
 }
 
-async fn redis_answers(url: &str) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+async fn redis_answers(url: &str) -> Result<(), NoAnswer> {
+    let client = redis::Client::open(url)?;
     let fut = async {
         let mut c = client.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut c).await
     };
-    match tokio::time::timeout(Duration::from_secs(3), fut).await {
+    match tokio::time::timeout(PROBE_WAIT, fut).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer within 3 s".into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(NoAnswer::Timeout(PROBE_WAIT)),
     }
 }
 
@@ -93,58 +100,77 @@ pub struct Started {
 
 /// Finds one service: environment, standard local port, spawned binary, container.
 async fn find<F, Fut, C, CF>(
-    name: &str,
-    env: &str,
+    name: &'static str,
+    env: &'static str,
     local: &str,
     answers: F,
-    spawn: fn() -> Result<(spawn::Spawned, String), String>,
+    spawn: fn() -> Result<(spawn::Spawned, String), InfraError>,
     container: C,
     started: &mut Started,
-) -> Result<(String, String), String>
+) -> Result<(String, String), InfraError>
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), NoAnswer>>,
     C: FnOnce() -> CF,
-    CF: std::future::Future<Output = Result<(containers::Container, String), String>>,
+    CF: std::future::Future<Output = Result<(containers::Container, String), InfraError>>,
 {
     let spawn_only = std::env::var("HARNESS_SERVICES").as_deref() == Ok("spawn");
     if let Some(url) = std::env::var(env).ok().filter(|_| !spawn_only) {
         return match answers(url.clone()).await {
             Ok(()) => Ok((url, format!("{name}: environment ({env})"))),
-            Err(e) => Err(format!("{name}: {env}={url} does not answer: {e}")),
+            Err(reason) => Err(InfraError::Unreachable {
+                service: name,
+                env,
+                url,
+                reason,
+            }),
         };
     }
-    let local_err = if spawn_only {
-        "HARNESS_SERVICES=spawn".to_string()
+    let local_reason = if spawn_only {
+        None
     } else {
         match answers(local.to_string()).await {
             Ok(()) => return Ok((local.to_string(), format!("{name}: this machine ({local})"))),
-            Err(e) => e,
+            Err(e) => Some(e),
         }
     };
     let spawn_err = match tokio::task::spawn_blocking(spawn).await {
         Ok(Ok((child, url))) => {
-            answers(url.clone()).await.map_err(|e| {
-                format!("{name}: spawned {} but it does not answer: {e}", child.what)
-            })?;
+            if let Err(reason) = answers(url.clone()).await {
+                return Err(InfraError::SpawnedUnreachable {
+                    service: name,
+                    what: child.what.clone(),
+                    reason,
+                });
+            }
             let origin = format!("{name}: spawned ({})", child.what);
             started.processes.push(child);
             return Ok((url, origin));
         }
         Ok(Err(e)) => e,
-        Err(e) => format!("spawning failed: {e}"),
+        Err(e) => InfraError::SpawnTask(e),
     };
     match container().await {
         Ok((c, url)) => {
-            answers(url.clone())
-                .await
-                .map_err(|e| format!("{name}: a container started but does not answer: {e}"))?;
+            if let Err(reason) = answers(url.clone()).await {
+                return Err(InfraError::ContainerUnreachable {
+                    service: name,
+                    url,
+                    reason,
+                });
+            }
             started.containers.push(c);
-            Ok((url.clone(), format!("{name}: container ({url})")))
+            let origin = format!("{name}: container ({url})");
+            Ok((url, origin))
         }
-        Err(container_err) => Err(format!(
-            "{name}: {env} unset, nothing answers at {local} ({local_err}), no private instance ({spawn_err}), {container_err}"
-        )),
+        Err(container_err) => Err(InfraError::Missing {
+            service: name,
+            env,
+            local: local.to_string(),
+            local_reason,
+            spawn: Box::new(spawn_err),
+            container: Box::new(container_err),
+        }),
     }
 }
 
@@ -155,7 +181,7 @@ impl Services {
     }
 
     /// Finds (or starts) Postgres, NATS and Redis; the error says what is missing and why.
-    pub async fn acquire() -> Result<Services, String> {
+    pub async fn acquire() -> Result<Services, InfraError> {
         let mut started = Started::default();
         let pg = find(
             "postgres",
@@ -187,44 +213,47 @@ impl Services {
             &mut started,
         )
         .await;
-        let errors: Vec<String> = [&pg, &nats, &redis]
-            .iter()
-            .filter_map(|r| r.as_ref().err().cloned())
-            .collect();
-        if !errors.is_empty() {
-            return Err(errors.join("; "));
+        match (pg, nats, redis) {
+            (Ok((database_url, o1)), Ok((nats_url, o2)), Ok((redis_url, o3))) => Ok(Services {
+                database_url,
+                nats_url,
+                redis_url,
+                origins: vec![o1, o2, o3],
+                started: Mutex::new(started),
+            }),
+            (pg, nats, redis) => {
+                let mut errors: Vec<InfraError> = [pg.err(), nats.err(), redis.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                Err(if errors.len() == 1 {
+                    errors.remove(0)
+                } else {
+                    InfraError::Services(errors)
+                })
+            }
         }
-        let (database_url, o1) = pg.unwrap_or_default();
-        let (nats_url, o2) = nats.unwrap_or_default();
-        let (redis_url, o3) = redis.unwrap_or_default();
-        Ok(Services {
-            database_url,
-            nats_url,
-            redis_url,
-            origins: vec![o1, o2, o3],
-            started: Mutex::new(started),
-        })
     }
 }
 
 /// The services and a fresh [`GoldenEnv`] on them: what a GOLDEN run needs. Keep the `Services`
 /// alive for the run (they own what was spawned) and call [`GoldenEnv::cleanup`] at the end.
-pub async fn golden() -> Result<(Services, std::sync::Arc<GoldenEnv>), String> {
+pub async fn golden() -> Result<(Services, Arc<GoldenEnv>), InfraError> {
     let services = Services::acquire().await?;
     let env = GoldenEnv::create(&services).await?;
-    Ok((services, std::sync::Arc::new(env)))
+    Ok((services, Arc::new(env)))
 }
 
 /// The services of this process, found once and shared by every test in it (their spawned
 /// instances live as long as the process).
-pub async fn shared_services() -> Result<&'static Services, String> {
-    static SERVICES: tokio::sync::OnceCell<Result<Services, String>> =
+pub async fn shared_services() -> Result<&'static Services, InfraError> {
+    static SERVICES: tokio::sync::OnceCell<Result<Services, Arc<InfraError>>> =
         tokio::sync::OnceCell::const_new();
     SERVICES
-        .get_or_init(Services::acquire)
+        .get_or_init(|| async { Services::acquire().await.map_err(Arc::new) })
         .await
         .as_ref()
-        .map_err(|e| e.clone())
+        .map_err(|e| InfraError::Shared(Arc::clone(e)))
 }
 
 /// For a test that needs the real services: a fresh isolated environment, `None` (after saying
@@ -280,7 +309,7 @@ pub struct GoldenEnv {
     /// The channel endpoint of every platform of the run: they share a database, so any of them
     /// may deliver any queued message, and all must deliver to the same place. Started on first
     /// use; each scenario sees its own tenants' part of it.
-    sink: tokio::sync::OnceCell<std::sync::Arc<crate::target::sink::Sink>>,
+    sink: tokio::sync::OnceCell<Arc<crate::target::sink::Sink>>,
 }
 
 fn unix_now() -> u64 {
@@ -303,22 +332,23 @@ fn stale(name: &str) -> bool {
 
 impl GoldenEnv {
     /// Creates the run's database (and migrates it), and names its prefixes.
-    pub async fn create(services: &Services) -> Result<GoldenEnv, String> {
+    pub async fn create(services: &Services) -> Result<GoldenEnv, InfraError> {
         let name = format!("harness_{}_{:08x}", unix_now(), rand::random::<u32>());
         let admin_url = services.database_url.clone();
         sweep(&admin_url, &services.nats_url).await;
-        let mut c = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .map_err(|e| format!("postgres: {e}"))?;
+        let mut c = admin_connection(&admin_url).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut c)
             .await
-            .map_err(|e| format!("postgres: cannot create database {name}: {e}"))?;
+            .map_err(database(format!("cannot create database {name}")))?;
         let _ = c.close().await;
         let database_url = with_database(&admin_url, &name);
         platform::store::postgres::migrate(&database_url)
             .await
-            .map_err(|e| format!("postgres: {e}"))?;
+            .map_err(|source| InfraError::Migrate {
+                database: name.clone(),
+                source,
+            })?;
         Ok(GoldenEnv {
             kv_prefix: format!("{name}:"),
             name,
@@ -332,9 +362,9 @@ impl GoldenEnv {
     }
 
     /// The run's channel endpoint.
-    pub async fn sink(&self) -> std::sync::Arc<crate::target::sink::Sink> {
+    pub async fn sink(&self) -> Arc<crate::target::sink::Sink> {
         self.sink
-            .get_or_init(|| async { std::sync::Arc::new(crate::target::sink::Sink::start().await) })
+            .get_or_init(|| async { Arc::new(crate::target::sink::Sink::start().await) })
             .await
             .clone()
     }
@@ -357,16 +387,27 @@ impl GoldenEnv {
     }
 }
 
-async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
-    let mut c = sqlx::PgConnection::connect(admin_url)
+/// An [`InfraError::Database`] for a failed `action`.
+fn database(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> InfraError {
+    let action = action.into();
+    move |source| InfraError::Database { action, source }
+}
+
+/// A connection to the Postgres server's administrator database.
+async fn admin_connection(admin_url: &str) -> Result<sqlx::PgConnection, InfraError> {
+    sqlx::PgConnection::connect(admin_url)
         .await
-        .map_err(|e| format!("postgres: {e}"))?;
+        .map_err(database("cannot connect"))
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<(), InfraError> {
+    let mut c = admin_connection(admin_url).await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
     .execute(&mut c)
     .await
-    .map_err(|e| format!("cannot drop database {name}: {e}"))?;
+    .map_err(database(format!("cannot drop database {name}")))?;
     let _ = c.close().await;
     Ok(())
 }

@@ -4,11 +4,15 @@
 //! Each child dies with the harness (the kernel's parent-death signal), so a crashed run leaves no
 //! server behind; its data directory is removed when the handle drops.
 
+use super::InfraError;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a private instance may take to listen on its port.
+const LISTEN_WAIT: Duration = Duration::from_secs(20);
 
 /// A service this run started; killed and its directory removed on drop.
 pub struct Spawned {
@@ -34,21 +38,28 @@ impl Drop for Spawned {
 }
 
 /// A free TCP port on loopback (bound then released; the window for a race is small).
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, InfraError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+        .map_err(InfraError::NoFreePort)
 }
 
-fn temp_dir(kind: &str) -> Result<PathBuf, String> {
+fn temp_dir(kind: &str) -> Result<PathBuf, InfraError> {
     let dir = std::env::temp_dir().join(format!(
         "harness-{kind}-{}-{}",
         std::process::id(),
         rand::random::<u32>()
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
+    match std::fs::create_dir_all(&dir) {
+        Ok(()) => Ok(dir),
+        Err(source) => Err(InfraError::CreateDir { path: dir, source }),
+    }
+}
+
+/// `name` found by [`find_binary`], or the error that says it is not installed.
+fn installed(name: &'static str) -> Result<PathBuf, InfraError> {
+    find_binary(name).ok_or(InfraError::NotInstalled(name))
 }
 
 /// Finds `name` on PATH or in Postgres's versioned bin directories.
@@ -98,13 +109,17 @@ pub(crate) fn on_keeper_thread(job: Box<dyn FnOnce() + Send>) -> std::io::Result
 }
 
 /// Runs `cmd.spawn()` on the keeper thread.
-fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
+fn spawn_kept(mut cmd: Command) -> Result<Child, InfraError> {
+    let program = PathBuf::from(cmd.get_program());
     let (tx, rx) = std::sync::mpsc::channel();
-    on_keeper_thread(Box::new(move || {
+    let spawned = on_keeper_thread(Box::new(move || {
         let _ = tx.send(cmd.spawn());
-    }))?;
-    rx.recv()
-        .map_err(|_| std::io::Error::other("the keeper thread is gone"))?
+    }))
+    .and_then(|()| {
+        rx.recv()
+            .map_err(|_| std::io::Error::other("the keeper thread is gone"))?
+    });
+    spawned.map_err(|source| InfraError::Spawn { program, source })
 }
 
 /// The child gets SIGKILL when the harness dies, whatever the way.
@@ -121,34 +136,48 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 /// Waits until `port` accepts connections or the child exits.
-fn wait_listening(child: &mut Child, port: u16, what: &str) -> Result<(), String> {
+fn wait_listening(child: &mut Child, port: u16, what: &str) -> Result<(), InfraError> {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
+    while start.elapsed() < LISTEN_WAIT {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited at start-up ({status})"));
+            return Err(InfraError::Exited {
+                what: what.to_string(),
+                status,
+            });
         }
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not listen on port {port} within 20 s"))
+    Err(InfraError::NotListening {
+        what: what.to_string(),
+        port,
+        waited: LISTEN_WAIT,
+    })
 }
 
-/// A `nats-server` with JetStream; returns it and its URL.
-pub fn nats() -> Result<(Spawned, String), String> {
-    let bin = find_binary("nats-server").ok_or("nats-server is not installed")?;
-    let port = free_port()?;
-    let dir = temp_dir("nats")?;
-    let mut cmd = Command::new(&bin);
+/// Starts `bin` (a `nats-server`) with JetStream on `port`, its store in `dir`, and waits until it
+/// listens.
+fn start_nats(bin: &Path, port: u16, dir: &Path, what: &str) -> Result<Child, InfraError> {
+    let mut cmd = Command::new(bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     die_with_parent(&mut cmd);
-    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start nats-server: {e}"))?;
+    let mut child = spawn_kept(cmd)?;
+    wait_listening(&mut child, port, what)?;
+    Ok(child)
+}
+
+/// A `nats-server` with JetStream; returns it and its URL.
+pub fn nats() -> Result<(Spawned, String), InfraError> {
+    let bin = installed("nats-server")?;
+    let port = free_port()?;
+    let dir = temp_dir("nats")?;
     let what = format!("nats-server on 127.0.0.1:{port}");
-    wait_listening(&mut child, port, &what)?;
+    let child = start_nats(&bin, port, &dir, &what)?;
     Ok((
         Spawned { child, dir, what },
         format!("nats://127.0.0.1:{port}"),
@@ -157,29 +186,23 @@ pub fn nats() -> Result<(Spawned, String), String> {
 
 /// Restarts a spawned `nats-server` on the same port and store directory (chaos: the broker
 /// comes back with its streams).
-pub fn restart_nats(old: &mut Spawned, url: &str) -> Result<(), String> {
+pub fn restart_nats(old: &mut Spawned, url: &str) -> Result<(), InfraError> {
     old.kill();
     let port: u16 = url
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| format!("no port in {url}"))?;
-    let bin = find_binary("nats-server").ok_or("nats-server is not installed")?;
-    let mut cmd = Command::new(&bin);
-    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(&old.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    die_with_parent(&mut cmd);
-    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start nats-server: {e}"))?;
-    wait_listening(&mut child, port, &old.what)?;
-    old.child = child;
+        .ok_or_else(|| InfraError::NoPort {
+            url: url.to_string(),
+        })?;
+    let bin = installed("nats-server")?;
+    old.child = start_nats(&bin, port, &old.dir, &old.what)?;
     Ok(())
 }
 
 /// A `redis-server` that keeps nothing on disk; returns it and its URL.
-pub fn redis() -> Result<(Spawned, String), String> {
-    let bin = find_binary("redis-server").ok_or("redis-server is not installed")?;
+pub fn redis() -> Result<(Spawned, String), InfraError> {
+    let bin = installed("redis-server")?;
     let port = free_port()?;
     let dir = temp_dir("redis")?;
     let mut cmd = Command::new(&bin);
@@ -198,7 +221,7 @@ pub fn redis() -> Result<(Spawned, String), String> {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     die_with_parent(&mut cmd);
-    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start redis-server: {e}"))?;
+    let mut child = spawn_kept(cmd)?;
     let what = format!("redis-server on 127.0.0.1:{port}");
     wait_listening(&mut child, port, &what)?;
     Ok((
@@ -208,16 +231,16 @@ pub fn redis() -> Result<(Spawned, String), String> {
 }
 
 /// The uid and gid of the `postgres` user, when the harness runs as root.
-fn postgres_user() -> Result<Option<(u32, u32)>, String> {
+fn postgres_user() -> Result<Option<(u32, u32)>, InfraError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
     }
-    let name = std::ffi::CString::new("postgres").map_err(|e| e.to_string())?;
-    // SAFETY: getpwnam returns null or a pointer to a static record that we copy at once.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    // SAFETY: getpwnam takes a NUL-terminated name and returns null or a pointer to a static
+    // record that we copy at once.
+    let pw = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
     if pw.is_null() {
-        return Err("running as root and there is no `postgres` user to run Postgres as".into());
+        return Err(InfraError::NoPostgresUser);
     }
     // SAFETY: pw is non-null and points to a valid passwd record.
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
@@ -230,19 +253,23 @@ fn as_user(cmd: &mut Command, user: Option<(u32, u32)>) {
     }
 }
 
-fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<(), String> {
+fn chown(path: &Path, user: Option<(u32, u32)>) -> Result<(), InfraError> {
     if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))
-            .map_err(|e| format!("cannot hand {} to postgres: {e}", path.display()))?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|source| {
+            InfraError::Chown {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     }
     Ok(())
 }
 
 /// A private Postgres cluster (trust authentication on loopback); returns it and the URL of its
 /// `postgres` superuser.
-pub fn postgres() -> Result<(Spawned, String), String> {
-    let initdb = find_binary("initdb").ok_or("initdb is not installed")?;
-    let server = find_binary("postgres").ok_or("postgres is not installed")?;
+pub fn postgres() -> Result<(Spawned, String), InfraError> {
+    let initdb = installed("initdb")?;
+    let server = installed("postgres")?;
     let user = postgres_user()?;
     let port = free_port()?;
     let dir = temp_dir("pg")?;
@@ -255,15 +282,16 @@ pub fn postgres() -> Result<(Spawned, String), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     as_user(&mut init, user);
-    let out = init
-        .output()
-        .map_err(|e| format!("cannot run initdb: {e}"))?;
+    let out = init.output().map_err(|source| InfraError::Spawn {
+        program: initdb.clone(),
+        source,
+    })?;
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(InfraError::InitdbFailed {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let mut cmd = Command::new(&server);
     cmd.arg("-D")
@@ -276,7 +304,7 @@ pub fn postgres() -> Result<(Spawned, String), String> {
         .stderr(Stdio::null());
     as_user(&mut cmd, user);
     die_with_parent(&mut cmd);
-    let mut child = spawn_kept(cmd).map_err(|e| format!("cannot start postgres: {e}"))?;
+    let mut child = spawn_kept(cmd)?;
     let what = format!("postgres on 127.0.0.1:{port}");
     wait_listening(&mut child, port, &what)?;
     Ok((

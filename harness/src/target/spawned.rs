@@ -42,21 +42,37 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// the instance's own last log lines, so the platform's reason is in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    /// `cargo build` of the platform failed or could not run (its last lines of output).
+    /// No platform binary could be built (no `HARNESS_PLATFORM_BIN` was given). Shared: the
+    /// build runs once per process, and every later start gets its result.
     #[error("cannot build the platform binary (set {PLATFORM_BIN_ENV} to use a built one): {0}")]
-    Build(String),
+    Build(#[source] Arc<BuildError>),
     /// The binary `HARNESS_PLATFORM_BIN` names does not exist.
     #[error("{PLATFORM_BIN_ENV}={0} is not a file")]
     NoBinary(PathBuf),
-    /// The configuration does not serialize, or reads back different from its file.
+    /// The configuration does not convert to or from JSON, the form it is compared in.
     #[error("the platform configuration does not survive its file: {0}")]
-    Config(String),
+    ConfigJson(#[source] serde_json::Error),
+    /// The configuration does not write as YAML, or its file does not read back.
+    #[error("the platform configuration does not survive its file: {0}")]
+    ConfigYaml(#[source] serde_norway::Error),
+    /// The configuration reads back from its file different: the top-level fields that changed.
+    #[error(
+        "the platform configuration does not survive its file: {} changed when read back",
+        fields.join(", ")
+    )]
+    ConfigChanged { fields: Vec<String> },
+    /// The HTTP client that polls `GET /readyz` could not be built.
+    #[error("cannot build an HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
     /// A file, process or signal operation failed.
     #[error("{what}: {source}")]
     Io {
         what: String,
         source: std::io::Error,
     },
+    /// A process id does not fit the system's `pid_t`, so it cannot be signalled.
+    #[error("pid {0} is out of range")]
+    PidOutOfRange(u32),
     /// The process ended before it was ready (a refused configuration, an unreachable backend).
     #[error("instance {index} (pid {pid}) exited before it was ready ({status}); its last log lines:\n{log}")]
     Exited {
@@ -76,6 +92,33 @@ pub enum SpawnError {
     /// An instance index beyond the set.
     #[error("there is no instance {index} (there are {count})")]
     NoInstance { index: usize, count: usize },
+}
+
+/// Why `cargo build` of the platform binary gave no binary.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// cargo could not be run at all (not installed, not executable).
+    #[error("cannot run `{command}`: {source}")]
+    CannotRun {
+        command: String,
+        source: std::io::Error,
+    },
+    /// cargo ran and failed (a compile error, a locked target directory); `output` is its last
+    /// lines of error output.
+    #[error("`{command}` in {} failed ({status}):\n{output}", workspace.display())]
+    Failed {
+        command: String,
+        workspace: PathBuf,
+        status: ExitStatus,
+        output: String,
+    },
+    /// cargo succeeded, but the binary is not where its artifact message (or the target
+    /// directory) says.
+    #[error("`{command}` succeeded but {} is not there", path.display())]
+    NotThere { command: String, path: PathBuf },
+    /// The blocking task that runs the build panicked or was cancelled.
+    #[error("the build did not finish: {0}")]
+    Interrupted(#[source] tokio::task::JoinError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SpawnError {
@@ -102,9 +145,9 @@ pub fn platform_binary() -> Result<PathBuf, SpawnError> {
             Err(SpawnError::NoBinary(p))
         };
     }
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static BUILT: OnceLock<Result<PathBuf, Arc<BuildError>>> = OnceLock::new();
     BUILT
-        .get_or_init(build_platform)
+        .get_or_init(|| build_platform().map_err(Arc::new))
         .clone()
         .map_err(SpawnError::Build)
 }
@@ -116,7 +159,7 @@ fn planted_defects_linked() -> bool {
         .unwrap_or(false)
 }
 
-fn build_platform() -> Result<PathBuf, String> {
+fn build_platform() -> Result<PathBuf, BuildError> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let workspace = workspace.canonicalize().unwrap_or(workspace);
     let cargo = option_env!("CARGO")
@@ -138,21 +181,24 @@ fn build_platform() -> Result<PathBuf, String> {
     if planted_defects_linked() {
         args.extend(["--features", "platform/planted-defects"]);
     }
-    let shown = format!("{} {}", cargo.display(), args.join(" "));
-    let out = std::process::Command::new(&cargo)
+    let command = format!("{} {}", cargo.display(), args.join(" "));
+    let out = match std::process::Command::new(&cargo)
         .args(&args)
         .current_dir(&workspace)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    {
+        Ok(out) => out,
+        Err(source) => return Err(BuildError::CannotRun { command, source }),
+    };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "`{shown}` in {} failed ({}):\n{}",
-            workspace.display(),
-            out.status,
-            tail(&err.lines().map(str::to_string).collect::<Vec<_>>())
-        ));
+        return Err(BuildError::Failed {
+            command,
+            workspace,
+            status: out.status,
+            output: tail(&err.lines().map(str::to_string).collect::<Vec<_>>()),
+        });
     }
     let reported = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -170,10 +216,7 @@ fn build_platform() -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!(
-            "`{shown}` succeeded but {} is not there",
-            path.display()
-        ))
+        Err(BuildError::NotThere { command, path })
     }
 }
 
@@ -267,7 +310,7 @@ impl Spawned {
             Some(b) => b.clone(),
             None => tokio::task::spawn_blocking(platform_binary)
                 .await
-                .map_err(|e| SpawnError::Build(e.to_string()))??,
+                .map_err(|e| SpawnError::Build(Arc::new(BuildError::Interrupted(e))))??,
         };
         let dir = tempfile::Builder::new()
             .prefix("harness-spawned-")
@@ -277,10 +320,7 @@ impl Spawned {
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| SpawnError::Io {
-                what: "cannot build an HTTP client".into(),
-                source: std::io::Error::other(e),
-            })?;
+            .map_err(SpawnError::HttpClient)?;
         let mut set = Spawned {
             procs: Vec::with_capacity(opts.instances),
             bin,
@@ -519,20 +559,19 @@ impl Drop for Spawned {
 /// `planted:` section is left out while it is the default, so a binary built without
 /// `planted-defects` accepts the file.
 fn config_file(cfg: &Config) -> Result<String, SpawnError> {
-    let bad = |e: &dyn std::fmt::Display| SpawnError::Config(e.to_string());
-    let want = serde_json::to_value(cfg).map_err(|e| bad(&e))?;
+    let want = serde_json::to_value(cfg).map_err(SpawnError::ConfigJson)?;
     let mut written = want.clone();
-    let default = serde_json::to_value(Config::default()).map_err(|e| bad(&e))?;
+    let default = serde_json::to_value(Config::default()).map_err(SpawnError::ConfigJson)?;
     if let Some(obj) = written.as_object_mut() {
         if obj.get("planted").is_some() && obj.get("planted") == default.get("planted") {
             obj.remove("planted");
         }
     }
-    let text = serde_norway::to_string(&written).map_err(|e| bad(&e))?;
-    let back: Config = serde_norway::from_str(&text).map_err(|e| bad(&e))?;
-    let got = serde_json::to_value(&back).map_err(|e| bad(&e))?;
+    let text = serde_norway::to_string(&written).map_err(SpawnError::ConfigYaml)?;
+    let back: Config = serde_norway::from_str(&text).map_err(SpawnError::ConfigYaml)?;
+    let got = serde_json::to_value(&back).map_err(SpawnError::ConfigJson)?;
     if got != want {
-        let differ: Vec<String> = match (want.as_object(), got.as_object()) {
+        let fields: Vec<String> = match (want.as_object(), got.as_object()) {
             (Some(w), Some(g)) => w
                 .iter()
                 .filter(|(k, v)| g.get(*k) != Some(*v))
@@ -540,10 +579,7 @@ fn config_file(cfg: &Config) -> Result<String, SpawnError> {
                 .collect(),
             _ => vec!["(the whole document)".into()],
         };
-        return Err(SpawnError::Config(format!(
-            "{} changed when read back",
-            differ.join(", ")
-        )));
+        return Err(SpawnError::ConfigChanged { fields });
     }
     Ok(text)
 }
@@ -563,10 +599,7 @@ fn tail(lines: &[String]) -> String {
 
 /// Sends `signal` to `pid`, which the caller knows is an unreaped child of ours.
 fn send(pid: u32, signal: libc::c_int) -> Result<(), SpawnError> {
-    let pid_t = libc::pid_t::try_from(pid).map_err(|_| SpawnError::Io {
-        what: format!("pid {pid} is out of range"),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    })?;
+    let pid_t = libc::pid_t::try_from(pid).map_err(|_| SpawnError::PidOutOfRange(pid))?;
     // SAFETY: kill(2) has no memory effects; the pid is our own unreaped child.
     if unsafe { libc::kill(pid_t, signal) } != 0 {
         return Err(SpawnError::Io {
