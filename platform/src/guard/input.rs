@@ -273,7 +273,7 @@ mod tests {
     fn violations(text: &str) -> Vec<Violation> {
         scan(
             &GuardConfig::default(),
-            &super::super::normalize::clean(text).text,
+            &super::super::normalize::clean(text).detect,
         )
     }
 

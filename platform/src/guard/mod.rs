@@ -191,7 +191,7 @@ const INSTRUCTION_KEYS: &[&str] = &[
 /// Cleans `text` and scans it: the text to pass on and its violations (obfuscation included).
 pub fn inspect_text(cfg: &GuardConfig, text: &str) -> (String, Vec<Violation>) {
     let cleaned = normalize::clean(text);
-    let mut v = input::scan(cfg, &cleaned.text);
+    let mut v = input::scan(cfg, &cleaned.detect);
     if cfg.unicode && (cleaned.controls > 0 || cleaned.invisible > 0) {
         v.push(Violation::ObfuscatedInputDetected);
     }
@@ -275,7 +275,7 @@ pub fn carries_instructions(cfg: &GuardConfig, text: &str) -> bool {
 
 fn scan_for_instructions(cfg: &GuardConfig, text: &str) -> bool {
     let cleaned = normalize::clean(text);
-    input::scan(cfg, &cleaned.text).iter().any(|v| {
+    input::scan(cfg, &cleaned.detect).iter().any(|v| {
         matches!(
             v,
             Violation::PromptInjectionDetected
