@@ -17,6 +17,11 @@
 //!     violation: prompt_injection_detected   # must be among guard.violations (optional)
 //! ```
 //!
+//! A case may name its `family` (the attack or template it paraphrases); a file may name its
+//! `source: {name, license, version, url?}` (a third-party corpus) and `split: holdout` (or
+//! `tune`) for all its cases. Every case sits on one side of the tune/holdout split
+//! ([`split_of`]): guard work looks at `tune`, the gate judges `holdout` ([`catalogues`]).
+//!
 //! A case may also give `body` (merged over `{message: {content: payload}}`), `raw_body`,
 //! `repeat_body`, `path` (default the chat route), `code` and `message_contains` (for a status),
 //! and its own `never`; a file may list `contains_any` (a 200 answer contains one of them).
@@ -47,7 +52,56 @@ pub struct CaseFile {
     /// A 200 answer of this file must contain one of these (ADV-02: the assistant keeps its role).
     #[serde(default)]
     pub contains_any: Vec<String>,
+    /// Where the cases come from when they are not this project's own: a third-party corpus's
+    /// name, license and version.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// Puts every case of the file on one side (a third-party corpus stays whole in `holdout`);
+    /// otherwise each case's family decides (see [`split_of`]).
+    #[serde(default)]
+    pub split: Option<Split>,
     pub cases: Vec<Case>,
+}
+
+/// A third-party corpus a case file was taken from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub name: String,
+    pub license: String,
+    pub version: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Which side of the catalogue a case is on. Guard work looks only at `tune`; the gate judges
+/// `holdout`, cases the guard was never fitted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Tune,
+    Holdout,
+}
+
+/// The share of families that go to `tune` (the rest are `holdout`), in percent.
+pub const TUNE_PERCENT: u64 = 70;
+
+/// The side of `case`: the file's `split`, else a fixed hash of the case's family (its `family`,
+/// or its id), so that paraphrases of one attack, which share a family, never sit on both sides
+/// and a case never changes side when others are added.
+pub fn split_of(file: &CaseFile, case: &Case) -> Split {
+    use sha2::{Digest, Sha256};
+    if let Some(s) = file.split {
+        return s;
+    }
+    let family = case.family.as_deref().unwrap_or(&case.id);
+    let h = Sha256::digest(format!("{}/{family}", file.category).as_bytes());
+    let n = u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+    if n % 100 < TUNE_PERCENT {
+        Split::Tune
+    } else {
+        Split::Holdout
+    }
 }
 
 /// What a case expects.
@@ -106,6 +160,10 @@ pub struct Case {
     pub never: Vec<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The attack or template this case is a paraphrase of: every case of a family is on the same
+    /// side of the tune/holdout split. Without it, the case is a family of its own.
+    #[serde(default)]
+    pub family: Option<String>,
 }
 
 /// Why the attack case files a step names could not be read.
@@ -191,6 +249,8 @@ pub fn load(dir: &Path, names: &[String]) -> Result<Vec<CaseFile>, CaseFileError
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CaseResult {
     pub id: String,
+    /// Tune or holdout ([`split_of`]).
+    pub split: Split,
     pub adv: String,
     pub category: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -331,6 +391,7 @@ pub fn judge(
     }
     CaseResult {
         id: case.id.clone(),
+        split: split_of(file, case),
         adv: case.adv.clone(),
         category: file.category.clone(),
         owasp: file.owasp.clone(),
@@ -534,6 +595,102 @@ pub fn catalogue(results: &[CaseResult], gate: Gate) -> Catalogue {
     }
 }
 
+/// The catalogue of each side of the split, with the gate judged on `holdout`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitCatalogue {
+    pub tune: Catalogue,
+    pub holdout: Catalogue,
+    /// The merge gate: `holdout`'s rates and critical cases, and no untolerated failure on
+    /// either side (harm is never tolerated, wherever the case sits).
+    pub gate: GateVerdict,
+}
+
+/// The catalogue of `results` per side of the split; the gate judges `holdout`.
+pub fn catalogues(results: &[CaseResult], gate: Gate) -> SplitCatalogue {
+    let side = |s: Split| -> Vec<CaseResult> {
+        results.iter().filter(|r| r.split == s).cloned().collect()
+    };
+    let tune = catalogue(&side(Split::Tune), gate);
+    let holdout = catalogue(&side(Split::Holdout), gate);
+    let mut verdict = holdout.gate.clone();
+    if !tune.untolerated.is_empty() {
+        verdict.passed = false;
+        verdict.reasons.push(format!(
+            "tune cases failed otherwise than on the block decision (never tolerated): {}",
+            tune.untolerated.join(", ")
+        ));
+    }
+    SplitCatalogue {
+        tune,
+        holdout,
+        gate: verdict,
+    }
+}
+
+/// Both sides of the catalogue as one terminal table, tune beside holdout, then the gate.
+pub fn render_split(c: &SplitCatalogue) -> String {
+    let mut cats: Vec<&str> = c
+        .tune
+        .categories
+        .iter()
+        .chain(&c.holdout.categories)
+        .map(|l| l.category.as_str())
+        .collect();
+    cats.sort();
+    cats.dedup();
+    let mut out = format!(
+        "{:<22} {:>27}   {:>27}\n{:<22} {:>5} {:>7} {:>6} {:>6}   {:>5} {:>7} {:>6} {:>6}\n",
+        "",
+        "tune",
+        "holdout",
+        "category",
+        "cases",
+        "blocked",
+        "rate",
+        "failed",
+        "cases",
+        "blocked",
+        "rate",
+        "failed"
+    );
+    let cell = |cat: &Catalogue, name: &str| -> String {
+        match cat.categories.iter().find(|l| l.category == name) {
+            Some(l) => format!(
+                "{:>5} {:>7} {:>5.1}% {:>6}",
+                l.total,
+                l.blocked,
+                l.block_rate * 100.0,
+                l.failed
+            ),
+            None => format!("{:>5} {:>7} {:>6} {:>6}", 0, "-", "-", "-"),
+        }
+    };
+    for name in cats {
+        out.push_str(&format!(
+            "{name:<22} {}   {}\n",
+            cell(&c.tune, name),
+            cell(&c.holdout, name)
+        ));
+    }
+    for (label, cat) in [("tune", &c.tune), ("holdout", &c.holdout)] {
+        out.push_str(&format!(
+            "{label:<8} false positives: {} of {} allowed messages ({:.1}%); pass rate {:.1}% of {} cases that expect a refusal\n",
+            cat.allowed_blocked,
+            cat.allowed_total,
+            cat.false_positive_rate * 100.0,
+            cat.pass_rate * 100.0,
+            cat.refusals_expected,
+        ));
+    }
+    out.push_str(&if c.gate.passed {
+        "gate (holdout): passed (every critical case blocked, no failure but block decisions, false positives and pass rate within bounds)\n"
+            .to_string()
+    } else {
+        format!("gate (holdout): FAILED: {}\n", c.gate.reasons.join("; "))
+    });
+    out
+}
+
 /// The catalogue as a terminal table.
 pub fn render(c: &Catalogue) -> String {
     let mut out = format!(
@@ -711,11 +868,11 @@ impl Scenario<'_> {
         }
         let outcome = match &a.gate {
             Some(g) => {
-                let c = attack::catalogue(&results, *g);
+                let c = attack::catalogues(&results, *g);
                 if c.gate.passed {
                     Ok(())
                 } else {
-                    Err(attack::render(&c))
+                    Err(attack::render_split(&c))
                 }
             }
             None => {
@@ -861,5 +1018,33 @@ mod tests {
         let leak = json!({"response": {"content": {"text": "PWNED"}}});
         let l = judge(&f, &f.cases[0], 200, &leak, &Observed::default(), 1);
         assert!(!l.decision_only);
+    }
+
+    #[test]
+    fn a_family_stays_on_one_side_and_a_corpus_file_can_be_held_out_whole() {
+        let f: CaseFile = serde_norway::from_str(
+            "category: prompt_injection\ncases:\n  - {id: a1, adv: ADV-01, payload: x, expect: blocked, severity: high, family: f1}\n  - {id: a2, adv: ADV-01, payload: y, expect: blocked, severity: high, family: f1}\n",
+        )
+        .unwrap();
+        assert_eq!(split_of(&f, &f.cases[0]), split_of(&f, &f.cases[1]));
+        // About 70% of families go to tune.
+        let tune = (0..1000)
+            .filter(|i| {
+                let c = Case {
+                    family: Some(format!("fam{i}")),
+                    ..f.cases[0].clone()
+                };
+                split_of(&f, &c) == Split::Tune
+            })
+            .count();
+        assert!(
+            (650..750).contains(&tune),
+            "{tune} of 1000 families in tune"
+        );
+        let corpus: CaseFile = serde_norway::from_str(
+            "category: jailbreak\nsource: {name: corpus, license: MIT, version: '1.0'}\nsplit: holdout\ncases:\n  - {id: j1, adv: ADV-03, payload: x, expect: blocked, severity: high}\n",
+        )
+        .unwrap();
+        assert_eq!(split_of(&corpus, &corpus.cases[0]), Split::Holdout);
     }
 }

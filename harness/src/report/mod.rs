@@ -35,12 +35,15 @@ impl Summary {
 /// when it sent any attack cases; failing cases are listed with why.
 pub fn catalogue(
     outcomes: &[Outcome],
-) -> Option<(crate::attack::Catalogue, Vec<crate::attack::CaseResult>)> {
+) -> Option<(
+    crate::attack::SplitCatalogue,
+    Vec<crate::attack::CaseResult>,
+)> {
     let results: Vec<_> = outcomes.iter().flat_map(|o| o.attacks.clone()).collect();
     if results.is_empty() {
         return None;
     }
-    let c = crate::attack::catalogue(&results, crate::attack::Gate::default());
+    let c = crate::attack::catalogues(&results, crate::attack::Gate::default());
     let failed = results.into_iter().filter(|r| !r.passed).collect();
     Some((c, failed))
 }
@@ -160,7 +163,7 @@ pub fn terminal(outcomes: &[Outcome], wall_ms: u128) -> String {
     ));
     if let Some((c, _)) = catalogue(outcomes) {
         out.push_str("\nadversarial catalogue\n");
-        out.push_str(&crate::attack::render(&c));
+        out.push_str(&crate::attack::render_split(&c));
     }
     for o in outcomes.iter().filter(|o| o.status == Status::Skipped) {
         out.push_str(&format!(
