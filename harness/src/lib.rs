@@ -17,6 +17,7 @@ pub mod drive;
 pub mod expect;
 pub mod fixture;
 pub mod infra;
+pub mod judge;
 pub mod logs;
 pub mod matrix;
 pub mod oracle;
