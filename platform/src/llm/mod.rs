@@ -56,6 +56,31 @@ pub struct LlmResponse {
     pub usage: TokenUsage,
 }
 
+impl LlmResponse {
+    /// A whole answer from a model that runs in the process (scripted, naive): streamed word by
+    /// word, its usage estimated from the prompt and capped by `max_tokens`, as a provider reports it.
+    pub fn local(model: String, req: &LlmRequest, text: String) -> Self {
+        let prompt: String = std::iter::once(req.system.as_str())
+            .chain(req.turns.iter().map(|t| t.content.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let completion = estimate_tokens(&text).min(u64::from(req.max_tokens.max(1)));
+        let chunks = text
+            .split_inclusive(' ')
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        LlmResponse {
+            model,
+            text,
+            chunks,
+            usage: TokenUsage {
+                prompt_tokens: estimate_tokens(&prompt),
+                completion_tokens: completion,
+            },
+        }
+    }
+}
+
 /// Why a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {

@@ -5,7 +5,7 @@
 //! input. Asked for its instructions, it repeats its system prompt (canary included); told "you are now
 //! X", it plays X. The guard layer, not this model, is what must stop such attacks.
 
-use super::{estimate_tokens, Llm, LlmError, LlmRequest, LlmResponse, TokenUsage, TurnRole};
+use super::{Llm, LlmError, LlmRequest, LlmResponse, TurnRole};
 use crate::clock::unit_draw;
 use crate::domain::Tier;
 use regex::Regex;
@@ -270,25 +270,11 @@ fn extract_lead(text: &str) -> Value {
 #[async_trait::async_trait]
 impl Llm for ScriptedLlm {
     async fn complete(&self, req: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let text = self.answer(req);
-        let prompt: String = std::iter::once(req.system.as_str())
-            .chain(req.turns.iter().map(|t| t.content.as_str()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let completion = estimate_tokens(&text).min(u64::from(req.max_tokens.max(1)));
-        let chunks = text
-            .split_inclusive(' ')
-            .map(str::to_string)
-            .collect::<Vec<_>>();
-        Ok(LlmResponse {
-            model: self.model_id(req.tier),
-            text,
-            chunks,
-            usage: TokenUsage {
-                prompt_tokens: estimate_tokens(&prompt),
-                completion_tokens: completion,
-            },
-        })
+        Ok(LlmResponse::local(
+            self.model_id(req.tier),
+            req,
+            self.answer(req),
+        ))
     }
 
     fn model_id(&self, tier: Tier) -> String {
