@@ -1,8 +1,11 @@
 //! The `Llm` port: generation behind one trait. The embedded provider is the deterministic
-//! [`scripted::ScriptedLlm`]; [`cassette::CassetteLlm`] records any provider's exchanges and replays
-//! them without a network (GOLDEN mode, exact episode replay).
+//! [`scripted::ScriptedLlm`]; [`naive::NaiveLlm`] is the attacker-faithful instruction follower the
+//! adversarial suite measures harm with (it answers benign requests as the scripted model does);
+//! [`cassette::CassetteLlm`] records any provider's exchanges and replays them without a network
+//! (GOLDEN mode, exact episode replay).
 
 pub mod cassette;
+pub mod naive;
 pub mod scripted;
 
 use crate::domain::Tier;
