@@ -184,6 +184,11 @@ impl App {
                 "fault injection cannot be switched on in a production deployment".into(),
             ));
         }
+        if cfg.production && !cfg.http_fetch.sinks.is_empty() {
+            return Err(StartError::Config(
+                "http_fetch.sinks (test sinks past the address check) cannot be set in a production deployment".into(),
+            ));
+        }
         if cfg.production && cfg.manual_clock {
             return Err(StartError::Config(
                 "the manual test clock cannot be switched on in a production deployment".into(),

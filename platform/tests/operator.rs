@@ -394,6 +394,26 @@ async fn a_production_deployment_refuses_to_start_with_fault_injection() {
 }
 
 #[tokio::test]
+async fn a_production_deployment_refuses_to_start_with_fetch_sinks() {
+    let mut cfg = Config {
+        production: true,
+        ..operator_cfg(false)
+    };
+    cfg.http_fetch
+        .sinks
+        .insert("evil.attacker.test".into(), "127.0.0.1:9".parse().unwrap());
+    let backends = platform::app::Backends::embedded(&cfg);
+    let refused = platform::app::App::start(cfg, backends).await.err();
+    assert!(
+        refused
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("http_fetch.sinks")),
+        "{:?}",
+        refused.map(|e| e.to_string())
+    );
+}
+
+#[tokio::test]
 async fn a_tenant_allow_list_keeps_other_tools_from_running() {
     let s = start_with(operator_cfg(false)).await;
     let mut body: serde_json::Value = serde_json::from_str(&seed_body()).unwrap();

