@@ -189,6 +189,12 @@ impl App {
                 "http_fetch.sinks (test sinks past the address check) cannot be set in a production deployment".into(),
             ));
         }
+        if cfg.production && !cfg.http_fetch.check_addresses {
+            return Err(StartError::Config(
+                "http_fetch.check_addresses cannot be switched off in a production deployment"
+                    .into(),
+            ));
+        }
         if cfg.production && cfg.manual_clock {
             return Err(StartError::Config(
                 "the manual test clock cannot be switched on in a production deployment".into(),

@@ -394,7 +394,7 @@ async fn a_production_deployment_refuses_to_start_with_fault_injection() {
 }
 
 #[tokio::test]
-async fn a_production_deployment_refuses_to_start_with_fetch_sinks() {
+async fn a_production_deployment_refuses_to_start_with_fetch_sinks_or_the_address_check_off() {
     let mut cfg = Config {
         production: true,
         ..operator_cfg(false)
@@ -408,6 +408,20 @@ async fn a_production_deployment_refuses_to_start_with_fetch_sinks() {
         refused
             .as_ref()
             .is_some_and(|e| e.to_string().contains("http_fetch.sinks")),
+        "{:?}",
+        refused.map(|e| e.to_string())
+    );
+    let mut cfg = Config {
+        production: true,
+        ..operator_cfg(false)
+    };
+    cfg.http_fetch.check_addresses = false;
+    let backends = platform::app::Backends::embedded(&cfg);
+    let refused = platform::app::App::start(cfg, backends).await.err();
+    assert!(
+        refused
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("check_addresses")),
         "{:?}",
         refused.map(|e| e.to_string())
     );

