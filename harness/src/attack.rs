@@ -390,6 +390,8 @@ pub fn judge(
         }
         Expected::Status(want) => {
             if status != *want {
+                // A refusal expected and an answer given: the block decision was wrong.
+                wrong_decision = *want >= 400 && !blocked;
                 problems.push(format!("expected status {want}, got {status}"));
             }
             let err = &body["error"];
@@ -634,6 +636,14 @@ pub fn catalogues(results: &[CaseResult], gate: Gate) -> SplitCatalogue {
     let tune = catalogue(&side(Split::Tune), gate);
     let holdout = catalogue(&side(Split::Holdout), gate);
     let mut verdict = holdout.gate.clone();
+    // A critical case fails the gate on either side: the rates are holdout's, criticality is not.
+    if !tune.critical_failures.is_empty() {
+        verdict.passed = false;
+        verdict.reasons.push(format!(
+            "critical tune cases failed: {}",
+            tune.critical_failures.join(", ")
+        ));
+    }
     if !tune.untolerated.is_empty() {
         verdict.passed = false;
         verdict.reasons.push(format!(

@@ -17,15 +17,24 @@ pub struct EventFeed {
 /// Why the event window could not be read, or cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
+    /// The request for a page got no answer.
     #[error("reading the event window: {0}")]
     Unreachable(#[from] reqwest::Error),
+    /// The platform answered the request for a page with an error (no operator key, no window).
     #[error("the event window answered {status}: {body}")]
     Refused { status: u16, body: Value },
     /// A head taken before the window caught up would count earlier steps' late events as the
     /// next step's.
     #[error("the platform's event window had not caught up with its bus (settled: false), so this step's events cannot be told from earlier ones")]
     Unsettled,
+    /// The window missed events, or had not caught up with the bus, while a step's events were
+    /// checked: what was found (if anything) cannot be trusted either way.
+    #[error("the platform's event window missed events during this step or had not caught up with its bus, so the events cannot be checked{}", if found.is_empty() { String::new() } else { format!(" (what was read: {found})") })]
+    Incomplete { found: String },
 }
+
+/// How long [`EventFeed::head`] keeps asking a window that has not settled.
+pub const HEAD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A cursor into the window: the head sequence number, and how many events the window had missed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,14 +69,26 @@ impl EventFeed {
     /// a head taken before that would count the previous step's late events as this step's, so an
     /// unsettled head is an error.
     pub async fn head(&self) -> Result<Cursor, FeedError> {
-        let b = self.page(0, 0).await?;
-        if b["settled"] == false {
-            return Err(FeedError::Unsettled);
+        self.head_within(HEAD_PATIENCE).await
+    }
+
+    /// [`EventFeed::head`], asking again (each read waits for the window itself) until `within`
+    /// has passed: a bus that lags for a moment is not yet a failure.
+    pub async fn head_within(&self, within: std::time::Duration) -> Result<Cursor, FeedError> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let b = self.page(0, 0).await?;
+            if b["settled"] != false {
+                return Ok(Cursor {
+                    seq: b["next"].as_u64().unwrap_or(0),
+                    missed: b["missed"].as_u64().unwrap_or(0),
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(FeedError::Unsettled);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Ok(Cursor {
-            seq: b["next"].as_u64().unwrap_or(0),
-            missed: b["missed"].as_u64().unwrap_or(0),
-        })
     }
 
     /// Every event of the tenants after `c`, in publication order, and whether the window may be

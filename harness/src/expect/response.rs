@@ -68,9 +68,12 @@ impl Scenario<'_> {
                 None => find_run_id(&r.json),
             };
             let run = match run_id {
-                Some(id) => Some(self.fetch_run(&id, creds).await?),
+                Some(id) => match self.fetch_run(&id, creds).await {
+                    Ok(run) => Some(run),
+                    Err(err) => return Err(unless_judged(problems, err)),
+                },
                 None if !e.run.is_empty() || e.run_from_events => {
-                    return Err("expect.run: the response names no run (workflow.run_id, execution.run_id, run_id or error.details[run_id]); set `run_id:`".into())
+                    return Err(unless_judged(problems, "expect.run: the response names no run (workflow.run_id, execution.run_id, run_id or error.details[run_id]); set `run_id:`".into()))
                 }
                 None => None,
             };
@@ -122,7 +125,12 @@ impl Scenario<'_> {
                 Ok(()) => {}
                 Err(d @ snapshot::SnapshotError::Differs { .. }) => problems.push(d.to_string()),
                 // A snapshot that is missing or unreadable judges nothing.
-                Err(other) => return Err(StepError::Harness(other.to_string())),
+                Err(other) => {
+                    return Err(unless_judged(
+                        problems,
+                        StepError::Harness(other.to_string()),
+                    ))
+                }
             }
         }
         if let Some(ms) = e
@@ -230,6 +238,19 @@ impl Scenario<'_> {
                 expect::json_diff(&stored, &rebuilt)
             )))
         }
+    }
+}
+
+/// `err` stops a step's checks; the mismatches already found still judge the platform: then the
+/// step is a mismatch, with `err` as a note, not the harness's own failure.
+fn unless_judged(problems: Vec<String>, err: StepError) -> StepError {
+    if problems.is_empty() {
+        err
+    } else {
+        StepError::mismatch(format!(
+            "{}\n(the remaining checks could not run: {err})",
+            problems.join("\n")
+        ))
     }
 }
 

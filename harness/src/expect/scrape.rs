@@ -17,11 +17,13 @@ impl Scenario<'_> {
         let status = r.status().as_u16();
         let text = r.text().await.map_err(|e| format!("GET /metrics: {e}"))?;
         if status != 200 {
-            return Err(StepError::Harness(format!(
+            // The platform's own /metrics failing is a verdict on it.
+            return Err(StepError::mismatch(format!(
                 "GET /metrics answered {status}: {text}"
             )));
         }
-        metrics::Scrape::parse(&text).map_err(|e| StepError::Harness(e.to_string()))
+        metrics::Scrape::parse(&text)
+            .map_err(|e| StepError::mismatch(format!("/metrics is not valid exposition text: {e}")))
     }
 
     /// Checks a step's `metrics:` items, scraping again until they hold or the events timeout

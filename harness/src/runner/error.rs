@@ -59,9 +59,9 @@ impl StepError {
 
     /// The same failure, its message rewritten by `f` (context added), on the same side.
     pub fn map_message(self, f: impl FnOnce(String) -> String) -> StepError {
-        match self {
-            StepError::Mismatch(m) => StepError::Mismatch(f(m)),
-            other => StepError::Harness(f(other.to_string())),
+        match self.kind() {
+            FailureKind::Mismatch => StepError::Mismatch(f(self.to_string())),
+            FailureKind::Harness => StepError::Harness(f(self.to_string())),
         }
     }
 

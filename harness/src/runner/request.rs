@@ -342,7 +342,8 @@ impl Scenario<'_> {
         };
         let r = drive::send(&self.http, &req).await?;
         if r.status != 200 {
-            return Err(StepError::Harness(format!(
+            // The platform named a run it cannot show: a verdict on it.
+            return Err(StepError::mismatch(format!(
                 "GET /api/v1/runs/{id} answered {}: {}",
                 r.status, r.json
             )));

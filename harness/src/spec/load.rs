@@ -497,7 +497,6 @@ fn explain(msg: &str) -> String {
     m.to_string()
 }
 
-/// 1-based lines of the items of the top-level `steps:` sequence (block style).
 /// The line of the first top-level step that names no action or more than one.
 fn misshapen_step_line(text: &str) -> Option<usize> {
     let doc: serde_norway::Value = serde_norway::from_str(text).ok()?;
@@ -514,6 +513,7 @@ fn misshapen_step_line(text: &str) -> Option<usize> {
     step_lines(text).get(i).copied()
 }
 
+/// 1-based lines of the items of the top-level `steps:` sequence (block style).
 pub fn step_lines(text: &str) -> Vec<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let Some(start) = lines.iter().position(|l| l.starts_with("steps:")) else {

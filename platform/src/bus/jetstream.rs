@@ -48,6 +48,10 @@ pub fn stream_names(prefix: &str) -> (String, String) {
     (format!("{base}_EVENTS"), format!("{base}_DLQ"))
 }
 
+/// How long an event waits in the outbox before the window counts it as published without a
+/// position (a broker that is down), rather than in flight.
+const STUCK_IN_OUTBOX: Duration = Duration::from_millis(250);
+
 /// The JetStream backend of the `Bus` port.
 pub struct JetStreamBus {
     opts: JetStreamOptions,
@@ -314,7 +318,16 @@ impl Bus for JetStreamBus {
     }
 
     /// The events stream's last sequence, asked of the broker (the fan-out delivers in that order).
+    /// While events wait in the outbox (the broker was down), some published events have no
+    /// position yet: then there is none to give, and a reader must not take the window as whole.
     async fn published_position(&self) -> Result<u64, BusError> {
+        // Events in flight (enqueued, being acked) are left out: only those the broker has not
+        // taken for a while mean it is down.
+        if !self.outbox.pending(STUCK_IN_OUTBOX, 1).await?.is_empty() {
+            return Err(BusError::Unavailable(
+                "events wait in the outbox for the broker".into(),
+            ));
+        }
         let stream = self
             .js
             .get_stream(&self.events_stream)

@@ -121,7 +121,8 @@ pub trait Bus: Send + Sync + 'static {
     /// instance sees every event; use [`Bus::consume`] for work that must happen once).
     fn subscribe(&self) -> broadcast::Receiver<Delivery>;
     /// The position of the latest event published so far: every event whose `publish` returned
-    /// before this call has a [`Delivery::position`] at or below it. A follower that has seen this
+    /// before this call has a [`Delivery::position`] at or below it. An error when some published
+    /// event has no position yet (it waits in an outbox for the broker). A follower that has seen this
     /// position has seen everything published before it asked (see `tap::EventTap::settle`).
     async fn published_position(&self) -> Result<u64, BusError>;
     /// Runs `handler` for each event as the durable consumer `group`: instances sharing a group
