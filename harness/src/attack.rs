@@ -26,6 +26,7 @@
 //! `repeat_body`, `path` (default the chat route), `code` and `message_contains` (for a status),
 //! and its own `never`; a file may list `contains_any` (a 200 answer contains one of them).
 
+use crate::drive::events::FeedError;
 use crate::drive::Request;
 use crate::runner::error::StepError;
 use crate::runner::{deep_merge, Scenario};
@@ -829,7 +830,14 @@ impl Scenario<'_> {
                 let refused = resp.status == 200 && resp.json["guard"]["blocked"] == true;
                 let deadline = Instant::now() + self.cfg.events_timeout;
                 let observed = loop {
-                    let (seen, _) = feed.since(cursor).await?;
+                    let (seen, incomplete) = feed.since(cursor).await?;
+                    // "No tool ran" and "guard.blocked was published" read the window: one that
+                    // missed events proves neither, so the case is not judged on it.
+                    if incomplete {
+                        return Err(StepError::Feed(FeedError::Incomplete {
+                            found: format!("case {}", c.id),
+                        }));
+                    }
                     let events: Vec<String> = seen
                         .iter()
                         .filter(|e| slug.as_ref().is_none_or(|s| e["tenant_id"] == *s))

@@ -68,6 +68,9 @@ pub enum WsError {
         status: u16,
         body: Value,
     },
+    /// A peer's connection failed before any answer (no status): the transport, not the platform.
+    #[error("peer {peer} could not reach the platform: {reason}")]
+    PeerUnreachable { peer: usize, reason: String },
     /// The platform never acknowledged a session (`who`: the session or a peer).
     #[error("the {who} was not acknowledged in time")]
     NotAcknowledged { who: &'static str },
@@ -133,13 +136,17 @@ pub async fn session(
     let mut tasks = vec![];
     let mut sinks = vec![];
     for (i, p) in peers.iter().enumerate() {
-        let ws = open(url, p)
-            .await
-            .map_err(|(status, body)| WsError::PeerRefused {
+        let ws = open(url, p).await.map_err(|(status, body)| match status {
+            0 => WsError::PeerUnreachable {
+                peer: i + 1,
+                reason: body.as_str().unwrap_or_default().to_string(),
+            },
+            _ => WsError::PeerRefused {
                 peer: i + 1,
                 status,
                 body,
-            })?;
+            },
+        })?;
         let (tx, rx) = ws.split();
         let frames: Frames = Arc::default();
         tasks.push(collect(rx, frames.clone()));
