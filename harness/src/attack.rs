@@ -723,40 +723,6 @@ pub fn render_split(c: &SplitCatalogue) -> String {
     out
 }
 
-/// The catalogue as a terminal table.
-pub fn render(c: &Catalogue) -> String {
-    let mut out = format!(
-        "{:<22} {:>5} {:>7} {:>10} {:>6}\n",
-        "category", "cases", "blocked", "block rate", "failed"
-    );
-    for l in &c.categories {
-        out.push_str(&format!(
-            "{:<22} {:>5} {:>7} {:>9.1}% {:>6}\n",
-            l.category,
-            l.total,
-            l.blocked,
-            l.block_rate * 100.0,
-            l.failed
-        ));
-    }
-    out.push_str(&format!(
-        "false positives: {} of {} allowed messages ({:.1}%); pass rate {:.1}% of {} cases that expect a refusal; average answer {:.1} ms\n",
-        c.allowed_blocked,
-        c.allowed_total,
-        c.false_positive_rate * 100.0,
-        c.pass_rate * 100.0,
-        c.refusals_expected,
-        c.average_response_ms
-    ));
-    out.push_str(&if c.gate.passed {
-        "gate: passed (every critical case blocked, no failure but block decisions, false positives and pass rate within bounds)\n"
-            .to_string()
-    } else {
-        format!("gate: FAILED: {}\n", c.gate.reasons.join("; "))
-    });
-    out
-}
-
 impl Scenario<'_> {
     /// Sends every case of the step's case files (from the spec's `cases/` directory) as the
     /// step's caller, judges each (`attack::judge`: status, guard verdict, forbidden text, the

@@ -19,6 +19,9 @@ impl Scenario<'_> {
         let e = &step.expect;
         let feed = self.feed();
         let deadline = Instant::now() + self.cfg.events_timeout;
+        // The step checks an absence (a count of 0, no event containing a text).
+        let absences =
+            e.events.iter().any(|ex| ex.count == Some(0)) || !e.no_event_contains.is_empty();
         loop {
             let (seen, missed) = feed.since(cursor).await?;
             let mut problems = vec![];
@@ -80,8 +83,6 @@ impl Scenario<'_> {
             // An absence (a count of 0, no event containing a text) proves nothing in a window
             // that may be incomplete, and a missing event may be one the window missed: neither
             // judges the platform.
-            let absences =
-                e.events.iter().any(|ex| ex.count == Some(0)) || !e.no_event_contains.is_empty();
             if problems.is_empty() && !(missed && absences) {
                 return Ok(());
             }
